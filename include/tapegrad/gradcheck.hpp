@@ -1,0 +1,53 @@
+#pragma once
+/// \file gradcheck.hpp
+/// Checks a function's tape gradients against central finite differences, element by
+/// element of the full Jacobian, and says exactly where they disagree.
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include "tapegrad/var.hpp"
+
+namespace tg {
+
+/// Tolerances; the defaults are PyTorch's gradcheck defaults.
+struct GradcheckOptions {
+    double eps = 1e-6;   ///< finite-difference step
+    double atol = 1e-5;  ///< absolute tolerance
+    double rtol = 1e-3;  ///< relative tolerance: |analytic - numerical| <= atol + rtol * |numerical|
+};
+
+/// What gradcheck found. Converts to bool (true when ok).
+struct GradcheckResult {
+    bool ok = true;
+    double max_abs_error = 0;  ///< largest |analytic - numerical| over the Jacobian
+    double max_rel_error = 0;  ///< largest |analytic - numerical| / |numerical| (numerical != 0)
+    // The entry that fails worst (or, when ok, the one closest to failing):
+    std::size_t input = 0;                  ///< which input
+    std::vector<std::size_t> input_index;   ///< which element of that input
+    std::vector<std::size_t> output_index;  ///< which element of the output
+    double analytic = 0;                    ///< d output / d input from the tape
+    double numerical = 0;                   ///< the same by central differences
+    std::string message;                    ///< one readable line
+    explicit operator bool() const noexcept { return ok; }
+};
+
+using GradcheckFn = std::function<Var<double>(const std::vector<Var<double>>&)>;
+using GradcheckFnF = std::function<Var<float>(const std::vector<Var<float>>&)>;
+
+/// Runs f on parameters made from `inputs`, builds the full Jacobian from the tape (one
+/// backward per output element) and by central differences (two evaluations per input
+/// element, under NoGradGuard), and compares them entry by entry. Also fails when the
+/// tape's gradient is all zeros but the numerical one is not.
+GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<xt::xarray<double>>& inputs,
+                          const GradcheckOptions& options = {});
+
+/// The same in float32 (use a larger eps, about 1e-3, and looser tolerances).
+GradcheckResult gradcheck(const GradcheckFnF& f, const std::vector<xt::xarray<float>>& inputs,
+                          const GradcheckOptions& options);
+
+}  // namespace tg

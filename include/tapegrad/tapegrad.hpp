@@ -1,0 +1,11 @@
+#pragma once
+/// \file tapegrad.hpp
+/// Everything: Var and the tape, the ops, gradcheck, and the kit for writing new ops.
+
+#include "tapegrad/error.hpp"
+#include "tapegrad/gradcheck.hpp"
+#include "tapegrad/op.hpp"
+#include "tapegrad/ops.hpp"
+#include "tapegrad/runtime.hpp"
+#include "tapegrad/tape.hpp"
+#include "tapegrad/var.hpp"

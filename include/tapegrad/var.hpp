@@ -1,0 +1,223 @@
+#pragma once
+/// \file var.hpp
+/// `tg::Var<T>`: a cheap handle to a value recorded on the tape (or to a leaf).
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include <xtensor/xarray.hpp>
+
+#include "tapegrad/error.hpp"
+
+namespace tg {
+
+template <class T>
+class Var;
+
+namespace detail {
+
+/// What a Var needs to know about the tape that owns its node: which pass is current
+/// and whether that pass has been backpropagated already.
+struct TapeState {
+    std::uint64_t pass = 1;
+    bool spent = false;
+};
+
+/// One value in the program: a leaf (parameter or constant, heap-allocated and
+/// reference-counted) or the output of a recorded op (owned by a tape entry and reused
+/// pass after pass).
+template <class T>
+struct Node {
+    xt::xarray<T> value;
+    xt::xarray<T> grad;
+    TapeState* tape = nullptr;   ///< non-null for nodes that live in a tape entry
+    std::size_t index = 0;       ///< entry index in the tape (tape nodes only)
+    std::uint32_t refs = 0;      ///< handles and tape entries holding a heap node
+    std::uint32_t version = 0;   ///< bumped by every in-place change of a leaf's value
+    bool requires_grad = false;
+    bool has_grad = false;
+    bool is_parameter = false;
+};
+
+/// Per-thread switch for recording, flipped by NoGradGuard.
+inline thread_local bool grad_enabled = true;
+
+[[noreturn]] void throw_stale(const char* where, std::uint64_t var_pass, std::uint64_t tape_pass,
+                              bool spent);
+[[noreturn]] void throw_undefined(const char* where);
+
+}  // namespace detail
+
+/// True when ops on the calling thread are recorded (no NoGradGuard active).
+inline bool is_grad_enabled() noexcept { return detail::grad_enabled; }
+
+/// RAII: nothing is recorded on this thread while a guard is alive. Evaluation and
+/// optimiser updates under a guard run at plain xtensor speed and allocate no tape entry.
+class NoGradGuard {
+public:
+    NoGradGuard() noexcept : previous_(detail::grad_enabled) { detail::grad_enabled = false; }
+    ~NoGradGuard() { detail::grad_enabled = previous_; }
+    NoGradGuard(const NoGradGuard&) = delete;
+    NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+private:
+    bool previous_;
+};
+
+/// Options for Var::backward.
+struct BackwardOptions {
+    /// Keep the pass usable for another backward (gradients then accumulate again).
+    bool retain_graph = false;
+};
+
+/// `loss.backward(tg::retain_graph)` keeps the pass for a second backward.
+inline constexpr BackwardOptions retain_graph{true};
+
+/// A cheap handle to a recorded value. Copies refer to the same node: `set_value` through
+/// any copy of a parameter changes that parameter.
+///
+/// Vars that are outputs of recorded ops belong to one pass of the thread's tape. After
+/// `backward()`, the pass's values stay readable until the next op is recorded; from then
+/// on such a Var is *stale* and using it throws tg::Error.
+template <class T>
+class Var {
+    static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                  "tg::Var<T>: T must be float or double");
+
+public:
+    using value_type = T;
+    using array_type = xt::xarray<T>;
+    using shape_type = typename array_type::shape_type;
+
+    /// An undefined Var; every use but assignment throws.
+    Var() noexcept = default;
+    Var(const Var& other) noexcept : node_(other.node_), pass_(other.pass_) { retain(); }
+    Var(Var&& other) noexcept : node_(other.node_), pass_(other.pass_) { other.node_ = nullptr; }
+    Var& operator=(const Var& other) noexcept
+    {
+        Var copy(other);
+        swap(copy);
+        return *this;
+    }
+    Var& operator=(Var&& other) noexcept
+    {
+        Var moved(std::move(other));
+        swap(moved);
+        return *this;
+    }
+    ~Var() { release(); }
+
+    void swap(Var& other) noexcept
+    {
+        std::swap(node_, other.node_);
+        std::swap(pass_, other.pass_);
+    }
+
+    /// True unless default-constructed or moved from.
+    bool defined() const noexcept { return node_ != nullptr; }
+
+    /// The value. Throws tg::Error if the Var is undefined or stale.
+    const array_type& value() const { return node("value")->value; }
+
+    /// The gradient left by backward(). Throws tg::Error when there is none: a leaf that
+    /// no backward reached (or after zero_grad), or an intermediate value (only leaves
+    /// keep gradients, as in PyTorch).
+    const array_type& grad() const;
+
+    /// True when grad() would return a gradient.
+    bool has_grad() const { return node("has_grad")->has_grad; }
+
+    const shape_type& shape() const { return node("shape")->value.shape(); }
+    std::size_t size() const { return node("size")->value.size(); }
+    std::size_t dim() const { return node("dim")->value.dimension(); }
+
+    /// The single element of a one-element Var (e.g. a loss).
+    T item() const;
+
+    bool requires_grad() const { return node("requires_grad")->requires_grad; }
+
+    /// True for parameters and constants (values not produced by a recorded op).
+    bool is_leaf() const { return node("is_leaf")->tape == nullptr; }
+
+    /// Backpropagates from a one-element output: seeds d(out)/d(out) = 1 and walks the
+    /// tape backwards, accumulating into every parameter's grad().
+    void backward(BackwardOptions options = {});
+
+    /// Backpropagates with an explicit seed of the output's shape (vector-Jacobian product).
+    void backward(const array_type& seed, BackwardOptions options = {});
+
+    /// Replaces the value of a leaf (same shape). Affects every copy of this handle.
+    void set_value(const array_type& value);
+
+    /// Forgets the gradient of a leaf (the next backward assigns instead of adding).
+    void zero_grad();
+
+    /// The node behind the handle, after checking that the Var is defined and not stale.
+    /// `where` names the calling op for the error message.
+    detail::Node<T>* node(const char* where) const
+    {
+        if (node_ == nullptr) detail::throw_undefined(where);
+        if (pass_ != 0 && node_->tape->pass != pass_)
+            detail::throw_stale(where, pass_, node_->tape->pass, node_->tape->spent);
+        return node_;
+    }
+
+    /// The pass this Var was recorded in (0 for leaves).
+    std::uint64_t pass() const noexcept { return pass_; }
+
+    /// Wraps a freshly made heap node (refs must be 0) or a tape node.
+    static Var adopt(detail::Node<T>* node, std::uint64_t pass) noexcept
+    {
+        Var v;
+        v.node_ = node;
+        v.pass_ = pass;
+        v.retain();
+        return v;
+    }
+
+    /// Raw node pointer without checks (for the engine).
+    detail::Node<T>* raw_node() const noexcept { return node_; }
+
+private:
+    void retain() noexcept
+    {
+        if (node_ != nullptr && pass_ == 0) ++node_->refs;
+    }
+    void release() noexcept
+    {
+        if (node_ != nullptr && pass_ == 0 && --node_->refs == 0) delete node_;
+        node_ = nullptr;
+    }
+
+    detail::Node<T>* node_ = nullptr;
+    std::uint64_t pass_ = 0;  ///< 0: heap node (leaf or unrecorded result)
+};
+
+/// A leaf that requires grad and outlives every pass (a trainable weight).
+template <class T>
+Var<T> parameter(xt::xarray<T> value);
+
+/// A leaf that never gets a gradient (data, targets).
+template <class T>
+Var<T> constant(xt::xarray<T> value);
+
+/// parameter() from any xtensor expression, e.g. `tg::parameter(xt::zeros<double>({3}))`.
+template <class E, class T = typename E::value_type,
+          class = std::enable_if_t<!std::is_same<std::decay_t<E>, xt::xarray<T>>::value>>
+Var<T> parameter(const xt::xexpression<E>& e)
+{
+    return parameter<T>(xt::xarray<T>(e));
+}
+
+/// constant() from any xtensor expression.
+template <class E, class T = typename E::value_type,
+          class = std::enable_if_t<!std::is_same<std::decay_t<E>, xt::xarray<T>>::value>>
+Var<T> constant(const xt::xexpression<E>& e)
+{
+    return constant<T>(xt::xarray<T>(e));
+}
+
+}  // namespace tg

@@ -1,0 +1,129 @@
+// The generic op tests: every registered op, over every sample its registration gives
+// (broadcasting pairs, size-1 dims, rank-0 scalars, transposed inputs), is gradchecked in
+// float64, checked for gradient shapes and retain_graph accumulation, and compared in
+// float32 against float64. A new op is covered the moment it is registered.
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include <catch2/catch.hpp>
+
+#include "tapegrad/tapegrad.hpp"
+
+namespace {
+
+constexpr std::uint64_t kSeed = 20261124;
+
+std::vector<tg::Var<double>> params_of(const std::vector<xt::xarray<double>>& xs)
+{
+    std::vector<tg::Var<double>> ps;
+    for (const auto& x : xs) ps.push_back(tg::parameter(x));
+    return ps;
+}
+
+}  // namespace
+
+TEST_CASE("every registered op passes gradcheck in float64 at tight tolerance", "[ops][gradcheck]")
+{
+    std::mt19937_64 rng(kSeed);
+    tg::GradcheckOptions opt;
+    opt.eps = 1e-6;
+    opt.atol = 1e-8;
+    opt.rtol = 1e-6;
+    std::size_t checked = 0;
+    for (const auto& info : tg::registered_ops()) {
+        for (const auto& s : info.samples(rng)) {
+            DYNAMIC_SECTION(info.name << " " << s.label)
+            {
+                INFO("seed " << kSeed);
+                const tg::GradcheckResult r = tg::gradcheck(s.f64, s.inputs, opt);
+                INFO(r.message);
+                CHECK(r.ok);
+            }
+            ++checked;
+        }
+    }
+    CHECK(checked > 100);
+}
+
+TEST_CASE("every registered op gives each input a gradient of the input's shape", "[ops][shapes]")
+{
+    std::mt19937_64 rng(kSeed + 1);
+    for (const auto& info : tg::registered_ops()) {
+        for (const auto& s : info.samples(rng)) {
+            INFO(info.name << " " << s.label << " (seed " << kSeed + 1 << ")");
+            auto ps = params_of(s.inputs);
+            tg::Var<double> y = s.f64(ps);
+            y.backward(xt::ones<double>(y.shape()));
+            for (std::size_t i = 0; i < ps.size(); ++i) {
+                INFO("input " << i);
+                REQUIRE(ps[i].has_grad());
+                CHECK(ps[i].grad().shape() == ps[i].shape());
+            }
+        }
+    }
+}
+
+TEST_CASE("two backward passes with retain_graph accumulate exactly twice", "[ops][accumulate]")
+{
+    std::mt19937_64 rng(kSeed + 2);
+    for (const auto& info : tg::registered_ops()) {
+        for (const auto& s : info.samples(rng)) {
+            INFO(info.name << " " << s.label << " (seed " << kSeed + 2 << ")");
+            auto ps = params_of(s.inputs);
+            tg::Var<double> y = s.f64(ps);
+            const xt::xarray<double> seed = tg::sample_uniform(rng, {y.shape().begin(), y.shape().end()}, -1, 1);
+            y.backward(seed, tg::retain_graph);
+            std::vector<xt::xarray<double>> once;
+            for (auto& p : ps) once.push_back(p.grad());
+            y.backward(seed);
+            for (std::size_t i = 0; i < ps.size(); ++i) CHECK(ps[i].grad() == 2.0 * once[i]);
+        }
+    }
+}
+
+TEST_CASE("every registered op agrees in float32 with float64", "[ops][float32]")
+{
+    std::mt19937_64 rng(kSeed + 3);
+    for (const auto& info : tg::registered_ops()) {
+        for (const auto& s : info.samples(rng)) {
+            INFO(info.name << " " << s.label << " (seed " << kSeed + 3 << ")");
+            auto p64 = params_of(s.inputs);
+            std::vector<tg::Var<float>> p32;
+            for (const auto& x : s.inputs) p32.push_back(tg::parameter(xt::xarray<float>(xt::cast<float>(x))));
+            tg::Var<double> y64 = s.f64(p64);
+            tg::Var<float> y32 = s.f32(p32);
+            REQUIRE(y32.shape() == y64.shape());
+            CHECK(xt::allclose(xt::cast<double>(y32.value()), y64.value(), 1e-4, 1e-5));
+            const xt::xarray<double> seed = tg::sample_uniform(rng, {y64.shape().begin(), y64.shape().end()}, -1, 1);
+            y64.backward(seed);
+            y32.backward(xt::xarray<float>(xt::cast<float>(seed)));
+            for (std::size_t i = 0; i < p64.size(); ++i) {
+                INFO("input " << i);
+                CHECK(xt::allclose(xt::cast<double>(p32[i].grad()), p64[i].grad(), 1e-3, 1e-4));
+            }
+        }
+    }
+}
+
+TEST_CASE("every op file in ops/ has a registration under its own name", "[ops][registry]")
+{
+    std::set<std::string> names;
+    for (const auto& info : tg::registered_ops()) names.insert(info.name);
+    std::size_t files = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(TAPEGRAD_OPS_DIR)) {
+        if (entry.path().extension() != ".cpp") continue;
+        ++files;
+        INFO("ops/" << entry.path().filename().string() << " has no registration named "
+                    << entry.path().stem().string());
+        CHECK(names.count(entry.path().stem().string()) == 1);
+    }
+    CHECK(files >= 20);
+    for (const auto& required : {"add", "sub", "mul", "div", "neg", "matmul", "transpose", "reshape", "sum", "mean",
+                                 "exp", "log", "sqrt", "square", "pow", "sigmoid", "tanh", "relu", "softmax",
+                                 "log_softmax", "mse_loss", "cross_entropy", "binary_cross_entropy_with_logits"}) {
+        INFO(required);
+        CHECK(names.count(required) == 1);
+    }
+}
