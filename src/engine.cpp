@@ -193,7 +193,7 @@ void run_backward(Node<T>* out, BackwardOptions options)
 }  // namespace detail
 
 template <class T>
-const xt::xarray<T>& Var<T>::grad() const
+const xt::xarray<T>& Var<T>::grad() const&
 {
     detail::Node<T>* n = node("grad");
     if (!n->has_grad) {
@@ -268,6 +268,17 @@ void Var<T>::set_value(const xt::xarray<T>& value)
     }
     xt::noalias(n->value) = value;
     ++n->version;
+}
+
+template <class T>
+xt::xarray<T>& Var<T>::mutable_value()
+{
+    detail::Node<T>* n = node("mutable_value");
+    if (n->tape != nullptr)
+        throw Error("mutable_value: only a leaf (parameter or constant) can be changed in place; this Var is the "
+                    "output of an op");
+    ++n->version;
+    return n->value;
 }
 
 template <class T>

@@ -186,3 +186,11 @@ TEST_CASE("each thread records on its own tape", "[engine][threads]")
     worker.join();
     CHECK(from_thread == 4.0);
 }
+
+TEST_CASE("value() of a temporary Var is a copy that outlives it", "[engine][var]")
+{
+    tg::NoGradGuard guard;
+    Var<double> x = tg::constant(xt::xarray<double>{1.0, 2.0});
+    const auto& y = tg::exp(x).value();  // bound to a copy: the node behind exp(x) is gone
+    CHECK(y(1) == Approx(std::exp(2.0)));
+}

@@ -94,8 +94,8 @@ public:
 
     /// An undefined Var; every use but assignment throws.
     Var() noexcept = default;
-    Var(const Var& other) noexcept : node_(other.node_), pass_(other.pass_) { retain(); }
-    Var(Var&& other) noexcept : node_(other.node_), pass_(other.pass_) { other.node_ = nullptr; }
+    Var(const Var& other) noexcept : node_(other.node_), tape_(other.tape_), pass_(other.pass_) { retain(); }
+    Var(Var&& other) noexcept : node_(other.node_), tape_(other.tape_), pass_(other.pass_) { other.node_ = nullptr; }
     Var& operator=(const Var& other) noexcept
     {
         Var copy(other);
@@ -113,6 +113,7 @@ public:
     void swap(Var& other) noexcept
     {
         std::swap(node_, other.node_);
+        std::swap(tape_, other.tape_);
         std::swap(pass_, other.pass_);
     }
 
@@ -120,12 +121,17 @@ public:
     bool defined() const noexcept { return node_ != nullptr; }
 
     /// The value. Throws tg::Error if the Var is undefined or stale.
-    const array_type& value() const { return node("value")->value; }
+    const array_type& value() const& { return node("value")->value; }
+    /// On a temporary Var (`f(x).value()`) the value is returned by copy, so that binding
+    /// it to a reference cannot outlive the node.
+    array_type value() && { return node("value")->value; }
 
     /// The gradient left by backward(). Throws tg::Error when there is none: a leaf that
     /// no backward reached (or after zero_grad), or an intermediate value (only leaves
     /// keep gradients, as in PyTorch).
-    const array_type& grad() const;
+    const array_type& grad() const&;
+    /// On a temporary Var the gradient is returned by copy (see value()).
+    array_type grad() && { return static_cast<const Var&>(*this).grad(); }
 
     /// True when grad() would return a gradient.
     bool has_grad() const { return node("has_grad")->has_grad; }
@@ -152,6 +158,12 @@ public:
     /// Replaces the value of a leaf (same shape). Affects every copy of this handle.
     void set_value(const array_type& value);
 
+    /// Write access to a leaf's value for updates in place (what optimisers use):
+    /// `xt::noalias(w.mutable_value()) -= lr * w.grad();`. The shape must not change.
+    /// Bumps the leaf's version, so a pass recorded before the change refuses to
+    /// backpropagate through the old value.
+    xt::xarray<T>& mutable_value();
+
     /// Forgets the gradient of a leaf (the next backward assigns instead of adding).
     void zero_grad();
 
@@ -160,8 +172,9 @@ public:
     detail::Node<T>* node(const char* where) const
     {
         if (node_ == nullptr) detail::throw_undefined(where);
-        if (pass_ != 0 && node_->tape->pass != pass_)
-            detail::throw_stale(where, pass_, node_->tape->pass, node_->tape->spent);
+        // The tape outlives its entries (clear_tape frees them), so staleness is read off
+        // the tape, never off a node that may be gone.
+        if (pass_ != 0 && tape_->pass != pass_) detail::throw_stale(where, pass_, tape_->pass, tape_->spent);
         return node_;
     }
 
@@ -173,6 +186,7 @@ public:
     {
         Var v;
         v.node_ = node;
+        v.tape_ = node->tape;
         v.pass_ = pass;
         v.retain();
         return v;
@@ -193,7 +207,8 @@ private:
     }
 
     detail::Node<T>* node_ = nullptr;
-    std::uint64_t pass_ = 0;  ///< 0: heap node (leaf or unrecorded result)
+    detail::TapeState* tape_ = nullptr;  ///< the owning tape (null for heap nodes)
+    std::uint64_t pass_ = 0;             ///< 0: heap node (leaf or unrecorded result)
 };
 
 /// A leaf that requires grad and outlives every pass (a trainable weight).

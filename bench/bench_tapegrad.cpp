@@ -1,0 +1,150 @@
+// tapegrad's side of the side-by-side benchmarks (bench_libtorch.cpp runs the same
+// workloads against libtorch), plus a hand-written C++ backprop of the seed network as
+// the floor that no tape can beat.
+//
+//   W1  one online training step of the tutorial's 2-3-2 sigmoid network (MSE, SGD 0.5)
+//   W3  a chain of 1000 elementwise ops, forward + backward, on 1 and 1000 elements
+//   W2  MLP 784-256-256-10, batch 128, forward + backward
+
+#include <cmath>
+
+#include <benchmark/benchmark.h>
+
+#include <xtensor/xadapt.hpp>
+
+#include <tapegrad/tapegrad.hpp>
+
+#include "workloads.hpp"
+
+namespace {
+
+using V = tg::Var<float>;
+
+xt::xarray<float> from(const std::vector<float>& v, std::vector<std::size_t> shape)
+{
+    xt::xarray<float> a(shape);
+    std::copy(v.begin(), v.end(), a.begin());
+    return a;
+}
+
+void sgd_step(std::initializer_list<V*> params, float lr)
+{
+    for (V* p : params) {
+        auto& value = p->mutable_value();
+        const auto& g = p->grad();
+        float* pv = value.data();
+        const float* pg = g.data();
+        for (std::size_t i = 0; i < value.size(); ++i) pv[i] -= lr * pg[i];
+        p->zero_grad();
+    }
+}
+
+void W1_seed_step_tapegrad(benchmark::State& state)
+{
+    const auto init = bench::seed_weights();
+    V w1 = tg::parameter(from(init.w1, {2, 3})), b1 = tg::parameter(from(init.b1, {3}));
+    V w2 = tg::parameter(from(init.w2, {3, 2})), b2 = tg::parameter(from(init.b2, {2}));
+    std::vector<V> rows, targets;
+    for (int i = 0; i < 10; ++i) {
+        rows.push_back(tg::constant(xt::xarray<float>{{bench::seed_rows[i][0], bench::seed_rows[i][1]}}));
+        xt::xarray<float> t = xt::zeros<float>({1, 2});
+        t(0, bench::seed_classes[i]) = 1.0f;
+        targets.push_back(tg::constant(t));
+    }
+    int r = 0;
+    for (auto _ : state) {
+        V h = tg::sigmoid(tg::linear(rows[r], w1, b1));
+        V y = tg::sigmoid(tg::linear(h, w2, b2));
+        V loss = tg::mse_loss(y, targets[r]);
+        loss.backward();
+        sgd_step({&w1, &b1, &w2, &b2}, 0.5f);
+        benchmark::DoNotOptimize(loss.item());
+        r = (r + 1) % 10;
+    }
+}
+BENCHMARK(W1_seed_step_tapegrad);
+
+// The same step with every derivative written out by hand on plain arrays.
+void W1_seed_step_handwritten(benchmark::State& state)
+{
+    const auto init = bench::seed_weights();
+    float w1[2][3], b1[3], w2[3][2], b2[2];
+    std::copy(init.w1.begin(), init.w1.end(), &w1[0][0]);
+    std::copy(init.b1.begin(), init.b1.end(), b1);
+    std::copy(init.w2.begin(), init.w2.end(), &w2[0][0]);
+    std::copy(init.b2.begin(), init.b2.end(), b2);
+    const float lr = 0.5f;
+    int r = 0;
+    for (auto _ : state) {
+        const float* x = bench::seed_rows[r].data();
+        const float t[2] = {bench::seed_classes[r] == 0 ? 1.0f : 0.0f, bench::seed_classes[r] == 1 ? 1.0f : 0.0f};
+        float h[3], y[2];
+        for (int j = 0; j < 3; ++j) h[j] = 1.0f / (1.0f + std::exp(-(b1[j] + x[0] * w1[0][j] + x[1] * w1[1][j])));
+        for (int j = 0; j < 2; ++j) y[j] = 1.0f / (1.0f + std::exp(-(b2[j] + h[0] * w2[0][j] + h[1] * w2[1][j] + h[2] * w2[2][j])));
+        const float loss = ((y[0] - t[0]) * (y[0] - t[0]) + (y[1] - t[1]) * (y[1] - t[1])) / 2.0f;
+        float dy[2], dh[3];
+        for (int j = 0; j < 2; ++j) dy[j] = (y[j] - t[j]) * y[j] * (1.0f - y[j]);  // d(mse)/dz2 without the 2/n
+        for (int i = 0; i < 3; ++i) dh[i] = (w2[i][0] * dy[0] + w2[i][1] * dy[1]) * h[i] * (1.0f - h[i]);
+        const float k = lr * 2.0f / 2.0f;  // mse's 2/n with n = 2 outputs
+        for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 2; ++j) w2[i][j] -= k * h[i] * dy[j];
+        for (int j = 0; j < 2; ++j) b2[j] -= k * dy[j];
+        for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 3; ++j) w1[i][j] -= k * x[i] * dh[j];
+        for (int j = 0; j < 3; ++j) b1[j] -= k * dh[j];
+        benchmark::DoNotOptimize(loss);
+        benchmark::ClobberMemory();
+        r = (r + 1) % 10;
+    }
+}
+BENCHMARK(W1_seed_step_handwritten);
+
+// W3: v = sigmoid(v) and v = v * 1.5 alternately, 1000 ops, then sum and backward.
+void W3_chain_tapegrad(benchmark::State& state)
+{
+    const auto n = static_cast<std::size_t>(state.range(0));
+    V x = tg::parameter(xt::xarray<float>(xt::ones<float>({n}) * 0.5f));
+    for (auto _ : state) {
+        V v = x;
+        for (int i = 0; i < bench::chain_length; ++i) v = i % 2 == 0 ? tg::sigmoid(v) : v * 1.5f;
+        V loss = tg::sum(v);
+        loss.backward();
+        x.zero_grad();
+    }
+    state.counters["ops"] = bench::chain_length;
+}
+BENCHMARK(W3_chain_tapegrad)->Arg(1)->Arg(1000);
+
+// W2: MLP 784-256-256-10 with ReLU, cross-entropy, batch 128, forward + backward.
+void W2_mlp_tapegrad(benchmark::State& state)
+{
+    const auto& s = bench::mlp_sizes;
+    std::vector<V> ws, bs;
+    for (std::size_t l = 0; l + 1 < s.size(); ++l) {
+        const float bound = 1.0f / std::sqrt(static_cast<float>(s[l]));
+        ws.push_back(tg::parameter(from(bench::uniform_values(s[l] * s[l + 1], -bound, bound, 10 + l),
+                                        {std::size_t(s[l]), std::size_t(s[l + 1])})));
+        bs.push_back(tg::parameter(from(bench::uniform_values(s[l + 1], -bound, bound, 20 + l), {std::size_t(s[l + 1])})));
+    }
+    V x = tg::constant(from(bench::uniform_values(bench::mlp_batch * s[0], 0.0f, 1.0f, 3),
+                            {std::size_t(bench::mlp_batch), std::size_t(s[0])}));
+    const auto lv = bench::labels(bench::mlp_batch, s.back(), 4);
+    xt::xarray<std::int64_t> labels = xt::adapt(lv, {lv.size()});
+    for (auto _ : state) {
+        V h = x;
+        for (std::size_t l = 0; l < ws.size(); ++l) {
+            h = tg::linear(h, ws[l], bs[l]);
+            if (l + 1 < ws.size()) h = tg::relu(h);
+        }
+        V loss = tg::cross_entropy(h, labels);
+        loss.backward();
+        for (auto& w : ws) w.zero_grad();
+        for (auto& b : bs) b.zero_grad();
+        benchmark::DoNotOptimize(loss.item());
+    }
+}
+BENCHMARK(W2_mlp_tapegrad)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
