@@ -257,7 +257,7 @@ void Var<T>::backward(const xt::xarray<T>& seed, BackwardOptions options)
 }
 
 template <class T>
-void Var<T>::set_value(const xt::xarray<T>& value)
+void Var<T>::set_value(const xt::xarray<T>& value) const
 {
     detail::Node<T>* n = node("set_value");
     if (n->tape != nullptr)
@@ -271,7 +271,7 @@ void Var<T>::set_value(const xt::xarray<T>& value)
 }
 
 template <class T>
-xt::xarray<T>& Var<T>::mutable_value()
+xt::xarray<T>& Var<T>::mutable_value() const
 {
     detail::Node<T>* n = node("mutable_value");
     if (n->tape != nullptr)
@@ -282,7 +282,7 @@ xt::xarray<T>& Var<T>::mutable_value()
 }
 
 template <class T>
-void Var<T>::zero_grad()
+void Var<T>::zero_grad() const
 {
     node("zero_grad")->has_grad = false;
 }

@@ -10,6 +10,7 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "tapegrad/random.hpp"
 #include "tapegrad/var.hpp"
 
 namespace tg {
@@ -95,6 +96,10 @@ template <class T> Var<T> sigmoid(const Var<T>& x);
 template <class T> Var<T> tanh(const Var<T>& x);
 /// max(x, 0); the gradient at exactly 0 is 0 (as PyTorch).
 template <class T> Var<T> relu(const Var<T>& x);
+
+/// Zeroes each element with probability p and scales the rest by 1 / (1 - p); the mask
+/// is drawn from `gen` (same generator state, same mask). Layers use tg::nn::Dropout.
+template <class T> Var<T> dropout(const Var<T>& x, detail::scalar_t<T> p, Generator& gen);
 
 // --- normalisations and losses -----------------------------------------------------------
 

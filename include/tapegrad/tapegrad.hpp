@@ -4,8 +4,11 @@
 
 #include "tapegrad/error.hpp"
 #include "tapegrad/gradcheck.hpp"
+#include "tapegrad/nn.hpp"
 #include "tapegrad/op.hpp"
 #include "tapegrad/ops.hpp"
+#include "tapegrad/optim.hpp"
+#include "tapegrad/random.hpp"
 #include "tapegrad/runtime.hpp"
 #include "tapegrad/tape.hpp"
 #include "tapegrad/var.hpp"

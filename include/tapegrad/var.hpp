@@ -155,17 +155,18 @@ public:
     /// Backpropagates with an explicit seed of the output's shape (vector-Jacobian product).
     void backward(const array_type& seed, BackwardOptions options = {});
 
-    /// Replaces the value of a leaf (same shape). Affects every copy of this handle.
-    void set_value(const array_type& value);
+    /// Replaces the value of a leaf (same shape). Affects every copy of this handle (a
+    /// const handle too: constness is the handle's, as with a const std::shared_ptr).
+    void set_value(const array_type& value) const;
 
     /// Write access to a leaf's value for updates in place (what optimisers use):
     /// `xt::noalias(w.mutable_value()) -= lr * w.grad();`. The shape must not change.
     /// Bumps the leaf's version, so a pass recorded before the change refuses to
     /// backpropagate through the old value.
-    xt::xarray<T>& mutable_value();
+    xt::xarray<T>& mutable_value() const;
 
     /// Forgets the gradient of a leaf (the next backward assigns instead of adding).
-    void zero_grad();
+    void zero_grad() const;
 
     /// The node behind the handle, after checking that the Var is defined and not stale.
     /// `where` names the calling op for the error message.
