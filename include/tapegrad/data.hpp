@@ -1,0 +1,3 @@
+#pragma once
+/// \file data.hpp
+/// Data loading (in progress).

@@ -1,0 +1,3 @@
+#pragma once
+/// \file io.hpp
+/// Safetensors checkpoints (in progress).

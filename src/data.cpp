@@ -1,0 +1,2 @@
+// tg::data: IDX reading, datasets and loaders (in progress).
+#include "tapegrad/data.hpp"

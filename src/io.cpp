@@ -1,0 +1,2 @@
+// tg::io: safetensors reading and writing (in progress).
+#include "tapegrad/io.hpp"
