@@ -298,6 +298,16 @@ std::vector<std::pair<std::string, Var<T>>> Sequential<T>::named_parameters() co
 }
 
 template <class T>
+std::vector<std::pair<std::string, Generator*>> Sequential<T>::named_generators()
+{
+    std::vector<std::pair<std::string, Generator*>> out;
+    for (std::size_t i = 0; i < modules_.size(); ++i) {
+        for (auto& ng : modules_[i]->named_generators()) out.emplace_back(std::to_string(i) + "." + ng.first, ng.second);
+    }
+    return out;
+}
+
+template <class T>
 void Sequential<T>::train(bool on)
 {
     this->training_ = on;

@@ -93,6 +93,10 @@ public:
     /// Total number of parameter elements.
     std::size_t num_parameters() const;
 
+    /// The random generators the module draws from while training (Dropout's masks), by
+    /// name; checkpoints save and restore their states so a resumed run repeats exactly.
+    virtual std::vector<std::pair<std::string, Generator*>> named_generators() { return {}; }
+
     /// Training mode (the default) or evaluation mode; changes what Dropout does.
     virtual void train(bool on = true) { training_ = on; }
     void eval() { train(false); }
@@ -194,6 +198,7 @@ public:
     /// The mask generator (its state goes into training checkpoints).
     Generator& generator() noexcept { return gen_; }
     const Generator& generator() const noexcept { return gen_; }
+    std::vector<std::pair<std::string, Generator*>> named_generators() override { return {{"generator", &gen_}}; }
 
 private:
     double p_;
@@ -234,6 +239,7 @@ public:
 
     Var<T> forward(const Var<T>& x) override;
     std::vector<std::pair<std::string, Var<T>>> named_parameters() const override;
+    std::vector<std::pair<std::string, Generator*>> named_generators() override;
     void train(bool on = true) override;
     std::string type_name() const override { return "Sequential"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override;

@@ -1,9 +1,13 @@
 #pragma once
 /// \file tapegrad.hpp
-/// Everything: Var and the tape, the ops, gradcheck, and the kit for writing new ops.
+/// Everything: Var and the tape, the ops, gradcheck, the kit for writing new ops, layers,
+/// optimisers, data loading and checkpoints.
 
+#include "tapegrad/checkpoint.hpp"
+#include "tapegrad/data.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/gradcheck.hpp"
+#include "tapegrad/io.hpp"
 #include "tapegrad/nn.hpp"
 #include "tapegrad/op.hpp"
 #include "tapegrad/ops.hpp"

@@ -1,0 +1,243 @@
+// The training loop of the fashion_mnist sample. See trainer.hpp.
+
+#include "trainer.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+
+#include <xtensor/xview.hpp>
+
+#include <tapegrad/checkpoint.hpp>
+#include <tapegrad/ops.hpp>
+
+namespace fashion {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace nn = tg::nn;
+namespace optim = tg::optim;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::size_t count_correct(const xt::xarray<float>& logits, const xt::xarray<std::int64_t>& labels)
+{
+    const std::size_t n = logits.shape()[0], k = logits.shape()[1];
+    std::size_t correct = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const float* row = logits.data() + i * k;
+        std::size_t best = 0;
+        for (std::size_t j = 1; j < k; ++j) best = row[j] > row[best] ? j : best;
+        correct += static_cast<std::int64_t>(best) == labels(i);
+    }
+    return correct;
+}
+
+std::unique_ptr<optim::Optimizer<float>> make_optimizer(const Config& c, std::vector<tg::Var<float>> params)
+{
+    if (c.optimizer == "sgd") {
+        optim::SGDOptions o;
+        o.lr = c.lr;
+        o.momentum = c.momentum;
+        o.nesterov = c.momentum > 0;
+        o.weight_decay = c.weight_decay;
+        return std::make_unique<optim::SGD<float>>(std::move(params), o);
+    }
+    if (c.optimizer == "adam") {
+        optim::AdamOptions o;
+        o.lr = c.lr;
+        o.weight_decay = c.weight_decay;
+        return std::make_unique<optim::Adam<float>>(std::move(params), o);
+    }
+    if (c.optimizer == "adamw") {
+        optim::AdamWOptions o;
+        o.lr = c.lr;
+        o.weight_decay = c.weight_decay;
+        return std::make_unique<optim::AdamW<float>>(std::move(params), o);
+    }
+    throw tg::Error("fashion_mnist: unknown optimizer '" + c.optimizer + "' (use sgd, adam or adamw)");
+}
+
+std::unique_ptr<optim::LRScheduler<float>> make_schedule(const Config& c, optim::Optimizer<float>& opt)
+{
+    if (c.schedule == "cosine") return std::make_unique<optim::CosineAnnealingLR<float>>(opt, c.epochs, c.lr * 0.01);
+    if (c.schedule == "step") {
+        const auto every = static_cast<std::uint64_t>(std::max(1, c.epochs / 3));
+        return std::make_unique<optim::StepLR<float>>(opt, every, 0.2);
+    }
+    if (c.schedule == "none") return nullptr;
+    throw tg::Error("fashion_mnist: unknown schedule '" + c.schedule + "' (use none, cosine or step)");
+}
+
+std::string history_to_text(const std::vector<EpochResult>& h)
+{
+    std::ostringstream s;
+    s.precision(17);
+    for (const auto& r : h) {
+        s << r.epoch << ',' << r.train_loss << ',' << r.train_acc << ',' << r.test_loss << ',' << r.test_acc << ','
+          << r.train_seconds << ',' << r.eval_seconds << ',' << r.samples_per_second << ',' << r.lr << '\n';
+    }
+    return s.str();
+}
+
+std::vector<EpochResult> history_from_text(const std::string& text)
+{
+    std::vector<EpochResult> out;
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+        EpochResult r;
+        char c = 0;
+        std::istringstream f(line);
+        f >> r.epoch >> c >> r.train_loss >> c >> r.train_acc >> c >> r.test_loss >> c >> r.test_acc >> c >>
+            r.train_seconds >> c >> r.eval_seconds >> c >> r.samples_per_second >> c >> r.lr;
+        if (f) out.push_back(r);
+    }
+    return out;
+}
+
+}  // namespace
+
+Trainer::Trainer(const Config& config, const tg::data::Dataset<float>& train, const tg::data::Dataset<float>& test)
+    : config_(config), train_(train), test_(test),
+      loader_(train, [&] {
+          tg::data::DataLoader<float>::Options o;
+          o.batch_size = config.batch_size;
+          o.shuffle = true;
+          o.seed = config.seed;
+          return o;
+      }())
+{
+    if (config.epochs < 1) throw tg::Error("fashion_mnist: --epochs must be at least 1");
+    tg::Generator gen(config.seed);
+    std::size_t in = train.num_features();
+    for (std::size_t h : config.hidden) {
+        model_.add(nn::Dense<float>(in, h, nn::Activation::relu, nn::init::he_uniform(), nn::init::zeros(), gen));
+        if (config.dropout > 0) model_.add(nn::Dropout<float>(config.dropout, gen()));
+        in = h;
+    }
+    const auto classes = static_cast<std::size_t>(std::max(train.num_classes(), test.num_classes()));
+    model_.add(nn::Dense<float>(in, classes, nn::Activation::none, nn::init::glorot_uniform(), nn::init::zeros(), gen));
+    optimizer_ = make_optimizer(config, model_.parameters());
+    schedule_ = make_schedule(config, *optimizer_);
+}
+
+Trainer::~Trainer() = default;
+
+std::string Trainer::architecture() const
+{
+    std::ostringstream s;
+    s << train_.num_features();
+    for (std::size_t h : config_.hidden) s << '-' << h;
+    s << '-' << model_.output_features(train_.num_features()).value_or(0) << " dropout " << config_.dropout << ' '
+      << config_.optimizer;
+    return s.str();
+}
+
+std::string Trainer::describe() const
+{
+    std::ostringstream s;
+    s << "MLP " << architecture() << " (lr " << config_.lr << ", weight decay " << config_.weight_decay << ", "
+      << config_.schedule << " schedule, batch " << config_.batch_size << ", " << config_.epochs << " epochs, "
+      << model_.num_parameters() << " parameters)";
+    return s.str();
+}
+
+std::pair<double, double> Trainer::evaluate(const tg::data::Dataset<float>& data)
+{
+    tg::NoGradGuard no_grad;
+    model_.eval();
+    const std::size_t n = data.size(), chunk = 1000;
+    double loss = 0;
+    std::size_t correct = 0;
+    for (std::size_t first = 0; first < n; first += chunk) {
+        const std::size_t count = std::min(chunk, n - first);
+        tg::Var<float> x = tg::constant(
+            xt::xarray<float>(xt::view(data.features(), xt::range(first, first + count), xt::all())));
+        const xt::xarray<std::int64_t> labels = xt::view(data.labels(), xt::range(first, first + count));
+        tg::Var<float> logits = model_(x);
+        loss += static_cast<double>(tg::cross_entropy(logits, labels).item()) * count;
+        correct += count_correct(logits.value(), labels);
+    }
+    model_.train();
+    return {loss / n, static_cast<double>(correct) / n};
+}
+
+void Trainer::run(Progress& progress, const std::function<void(const EpochResult&)>& on_epoch)
+{
+    const int last = config_.stop_after > 0 ? std::min(config_.stop_after, config_.epochs) : config_.epochs;
+    tg::Var<float> x;
+    for (int epoch = completed_ + 1; epoch <= last; ++epoch) {
+        loader_.set_epoch(static_cast<std::uint64_t>(epoch - 1));
+        model_.train();
+        const std::size_t steps = loader_.num_batches();
+        progress.start(epoch, config_.epochs, steps);
+        EpochResult r;
+        r.epoch = epoch;
+        r.lr = optimizer_->lr();
+        double loss_sum = 0;
+        std::size_t correct = 0, seen = 0;
+        const auto start = Clock::now();
+        for (std::size_t b = 0; b < steps; ++b) {
+            const auto& batch = loader_.batch(b);
+            if (!x.defined() || x.shape() != batch.features.shape()) {
+                x = tg::constant(batch.features);
+            } else {
+                x.set_value(batch.features);
+            }
+            optimizer_->zero_grad();
+            tg::Var<float> logits = model_(x);
+            tg::Var<float> loss = tg::cross_entropy(logits, batch.labels);
+            loss.backward();
+            const std::size_t count = batch.labels.size();
+            loss_sum += static_cast<double>(loss.item()) * count;
+            correct += count_correct(logits.value(), batch.labels);
+            seen += count;
+            optimizer_->step();
+            ++steps_;
+            progress.update(b + 1, seen, loss_sum / seen, static_cast<double>(correct) / seen);
+        }
+        r.train_seconds = seconds_since(start);
+        progress.finish();
+        r.train_loss = loss_sum / seen;
+        r.train_acc = static_cast<double>(correct) / seen;
+        r.samples_per_second = seen / r.train_seconds;
+        if (schedule_) schedule_->step();
+        const auto eval_start = Clock::now();
+        std::tie(r.test_loss, r.test_acc) = evaluate(test_);
+        r.eval_seconds = seconds_since(eval_start);
+        completed_ = epoch;
+        history_.push_back(r);
+        if (!config_.checkpoint.empty()) save_checkpoint(config_.checkpoint);
+        on_epoch(r);
+    }
+}
+
+void Trainer::save_checkpoint(const std::string& path)
+{
+    tg::io::CheckpointInfo info;
+    info.epoch = static_cast<std::uint64_t>(completed_);
+    info.step = steps_;
+    info.extra["architecture"] = architecture();
+    info.extra["history"] = history_to_text(history_);
+    tg::io::save_checkpoint(path, model_, *optimizer_, info);
+}
+
+void Trainer::resume(const std::string& path)
+{
+    // Check the recipe first, so that a mismatch is reported as such.
+    const tg::io::CheckpointInfo peek = tg::io::read_checkpoint_info(path);
+    const auto arch = peek.extra.find("architecture");
+    if (arch == peek.extra.end() || arch->second != architecture()) {
+        throw tg::Error(path + ": the checkpoint is for " + (arch == peek.extra.end() ? "an unknown model" : arch->second) +
+                        ", but this run is " + architecture());
+    }
+    const tg::io::CheckpointInfo info = tg::io::load_checkpoint(path, model_, *optimizer_);
+    completed_ = static_cast<int>(info.epoch);
+    steps_ = info.step;
+    const auto h = info.extra.find("history");
+    history_ = h == info.extra.end() ? std::vector<EpochResult>{} : history_from_text(h->second);
+    if (schedule_) schedule_->set_epoch(info.epoch);
+}
+
+}  // namespace fashion

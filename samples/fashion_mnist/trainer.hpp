@@ -1,0 +1,90 @@
+#pragma once
+// The Fashion-MNIST training loop, shared by the fashion_mnist program and its tests:
+// model, optimiser, schedule, evaluation, checkpoints and resume.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <tapegrad/data.hpp>
+#include <tapegrad/nn.hpp>
+#include <tapegrad/optim.hpp>
+
+#include "progress.hpp"
+
+namespace fashion {
+
+/// Everything the command line sets. The defaults are the recipe the README explains.
+struct Config {
+    std::string data_dir = "/usr/share/datasets/fashion-mnist";
+    int epochs = 15;                            ///< planned epochs (the cosine schedule's horizon)
+    int stop_after = 0;                         ///< stop after this epoch (0: run to `epochs`)
+    std::size_t batch_size = 128;
+    double lr = 1e-3;
+    std::string optimizer = "adamw";            ///< sgd | adam | adamw
+    double momentum = 0.9;                      ///< sgd only
+    double weight_decay = 0.05;                 ///< adamw: decoupled; sgd/adam: L2 in the gradient
+    std::vector<std::size_t> hidden = {512, 256};
+    double dropout = 0.2;
+    std::string schedule = "cosine";            ///< none | cosine | step
+    std::uint64_t seed = 1;
+    int threads = 0;                            ///< BLAS threads (0: OpenBLAS's default)
+    std::string checkpoint;                     ///< save here after every epoch
+    std::string resume;                         ///< continue from this checkpoint
+    std::string plot;                           ///< write the curves here (SVG)
+    bool quiet = false;
+    std::size_t train_limit = 0;                ///< use only the first N training rows (0: all)
+    std::size_t test_limit = 0;                 ///< use only the first N test rows (0: all)
+};
+
+/// One epoch's figures.
+struct EpochResult {
+    int epoch = 0;
+    double train_loss = 0, train_acc = 0;       ///< running means over the epoch's batches
+    double test_loss = 0, test_acc = 0;         ///< after the epoch, in eval mode
+    double train_seconds = 0, eval_seconds = 0;
+    double samples_per_second = 0;
+    double lr = 0;                              ///< the rate the epoch trained with
+};
+
+class Trainer {
+public:
+    Trainer(const Config& config, const tg::data::Dataset<float>& train, const tg::data::Dataset<float>& test);
+    ~Trainer();
+
+    /// Restores model, optimiser, schedule, generators and history from a checkpoint
+    /// written by a run with the same architecture; training continues after its epoch.
+    void resume(const std::string& path);
+
+    /// Trains the remaining epochs, calling `on_epoch` after each.
+    void run(Progress& progress, const std::function<void(const EpochResult&)>& on_epoch);
+
+    /// Loss and accuracy on a data set, in eval mode with recording off.
+    std::pair<double, double> evaluate(const tg::data::Dataset<float>& data);
+
+    tg::nn::Sequential<float>& model() { return model_; }
+    tg::optim::Optimizer<float>& optimizer() { return *optimizer_; }
+    int completed_epochs() const { return completed_; }
+    const std::vector<EpochResult>& history() const { return history_; }
+    /// A one-line description of model and recipe.
+    std::string describe() const;
+
+private:
+    void save_checkpoint(const std::string& path);
+    std::string architecture() const;
+
+    Config config_;
+    const tg::data::Dataset<float>& train_;
+    const tg::data::Dataset<float>& test_;
+    tg::nn::Sequential<float> model_;
+    std::unique_ptr<tg::optim::Optimizer<float>> optimizer_;
+    std::unique_ptr<tg::optim::LRScheduler<float>> schedule_;
+    tg::data::DataLoader<float> loader_;
+    int completed_ = 0;
+    std::uint64_t steps_ = 0;
+    std::vector<EpochResult> history_;
+};
+
+}  // namespace fashion
