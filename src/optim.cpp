@@ -9,6 +9,8 @@
 #include <limits>
 #include <sstream>
 
+#include "kernels.hpp"
+
 namespace tg::optim {
 namespace {
 
@@ -22,6 +24,86 @@ std::string num(double v)
 void require(bool ok, const std::string& who, const std::string& what, double value)
 {
     if (!ok) throw Error(who + ": " + what + ", got " + num(value));
+}
+
+template <class V>
+inline V lane_max(const V& a, const V& b)
+{
+    return kernel::select(a < b, b, a);
+}
+
+// Runs f over [0, n) in SIMD batches and a scalar tail; f(i, tag) loads and stores itself,
+// with `tag` a batch or a scalar of T telling it which.
+template <class T, class F>
+inline void for_each_lane(std::size_t n, F f)
+{
+    constexpr std::size_t w = kernel::batch<T>::size;
+    std::size_t i = 0;
+    for (; i + w <= n; i += w) f(i, kernel::batch<T>(T(0)));
+    for (; i < n; ++i) f(i, T(0));
+}
+
+template <class V, class T>
+inline V load(const T* p, std::size_t i, V)
+{
+    if constexpr (std::is_arithmetic<V>::value) {
+        return p[i];
+    } else {
+        return V::load_unaligned(p + i);
+    }
+}
+
+template <class V, class T>
+inline void store(T* p, std::size_t i, const V& v)
+{
+    if constexpr (std::is_arithmetic<V>::value) {
+        p[i] = v;
+    } else {
+        v.store_unaligned(p + i);
+    }
+}
+
+// One SGD update, torch.optim.SGD's arithmetic, element by element.
+template <class T, bool WeightDecay, bool Momentum, bool Nesterov>
+void sgd_kernel(std::size_t n, const T* g, T* w, T* buf, bool first, T lr, T wd, T mom, T damp)
+{
+    for_each_lane<T>(n, [&](std::size_t i, auto tag) {
+        using V = decltype(tag);
+        V d = load(g, i, tag);
+        V wi = load(w, i, tag);
+        if constexpr (WeightDecay) d = d + V(wd) * wi;
+        if constexpr (Momentum) {
+            V b = first ? d : load(buf, i, tag) * V(mom) + V(damp) * d;
+            store(buf, i, b);
+            d = Nesterov ? d + V(mom) * b : b;
+        }
+        store(w, i, wi - V(lr) * d);
+    });
+}
+
+// One Adam/AdamW update, torch.optim.Adam's arithmetic, element by element.
+template <class T, bool Decoupled, bool WeightDecay, bool Amsgrad>
+void adam_kernel(std::size_t n, const T* g, T* w, T* m, T* v, T* vm, T b1, T b2, T wd, T decay, T step_size,
+                 T bc2_sqrt, T eps)
+{
+    for_each_lane<T>(n, [&](std::size_t i, auto tag) {
+        using V = decltype(tag);
+        V d = load(g, i, tag);
+        V wi = load(w, i, tag);
+        if constexpr (Decoupled && WeightDecay) wi = wi * V(decay);
+        if constexpr (!Decoupled && WeightDecay) d = d + V(wd) * wi;
+        const V mi = load(m, i, tag) * V(b1) + V(T(1) - b1) * d;
+        const V vi = load(v, i, tag) * V(b2) + V(T(1) - b2) * (d * d);
+        store(m, i, mi);
+        store(v, i, vi);
+        V second = vi;
+        if constexpr (Amsgrad) {
+            second = lane_max(load(vm, i, tag), vi);
+            store(vm, i, second);
+        }
+        const V denom = xsimd::sqrt(second) / V(bc2_sqrt) + V(eps);
+        store(w, i, wi - V(step_size) * (mi / denom));
+    });
 }
 
 }  // namespace
@@ -220,14 +302,15 @@ void SGD<T>::step()
         T* buf = mom != 0 ? this->buffer(0, i).data() : nullptr;
         T* w = p.mutable_value().data();
         const std::size_t n = p.size();
-        for (std::size_t k = 0; k < n; ++k) {
-            T d = g[k];
-            if (wd != 0) d = d + wd * w[k];
-            if (mom != 0) {
-                buf[k] = first ? d : buf[k] * mom + damp * d;
-                d = options_.nesterov ? d + mom * buf[k] : buf[k];
-            }
-            w[k] = w[k] - lr * d;
+        const bool nesterov = options_.nesterov;
+        if (wd != 0) {
+            if (mom == 0) sgd_kernel<T, true, false, false>(n, g, w, buf, first, lr, wd, mom, damp);
+            else if (nesterov) sgd_kernel<T, true, true, true>(n, g, w, buf, first, lr, wd, mom, damp);
+            else sgd_kernel<T, true, true, false>(n, g, w, buf, first, lr, wd, mom, damp);
+        } else {
+            if (mom == 0) sgd_kernel<T, false, false, false>(n, g, w, buf, first, lr, wd, mom, damp);
+            else if (nesterov) sgd_kernel<T, false, true, true>(n, g, w, buf, first, lr, wd, mom, damp);
+            else sgd_kernel<T, false, true, false>(n, g, w, buf, first, lr, wd, mom, damp);
         }
         ++this->param_steps_[i];
     }
@@ -275,22 +358,19 @@ void Adam<T>::step()
         const T bc2_sqrt = static_cast<T>(std::sqrt(bc2));
         const T decay = static_cast<T>(1.0 - this->lr_ * o.weight_decay);
         const std::size_t n = p.size();
-        for (std::size_t k = 0; k < n; ++k) {
-            T d = g[k];
-            if (decoupled_) {
-                if (wd != 0) w[k] = w[k] * decay;
-            } else if (wd != 0) {
-                d = d + wd * w[k];
-            }
-            m[k] = m[k] * b1 + (T(1) - b1) * d;
-            v[k] = v[k] * b2 + (T(1) - b2) * (d * d);
-            T second = v[k];
-            if (vmax != nullptr) {
-                vmax[k] = std::max(vmax[k], v[k]);
-                second = vmax[k];
-            }
-            const T denom = std::sqrt(second) / bc2_sqrt + eps;
-            w[k] = w[k] - step_size * (m[k] / denom);
+        const bool has_wd = wd != 0;
+        auto run = [&](auto decoupled, auto with_wd, auto amsgrad) {
+            adam_kernel<T, decltype(decoupled)::value, decltype(with_wd)::value, decltype(amsgrad)::value>(
+                n, g, w, m, v, vmax, b1, b2, wd, decay, step_size, bc2_sqrt, eps);
+        };
+        using Y = std::true_type;
+        using N = std::false_type;
+        if (decoupled_) {
+            if (has_wd) o.amsgrad ? run(Y{}, Y{}, Y{}) : run(Y{}, Y{}, N{});
+            else o.amsgrad ? run(Y{}, N{}, Y{}) : run(Y{}, N{}, N{});
+        } else {
+            if (has_wd) o.amsgrad ? run(N{}, Y{}, Y{}) : run(N{}, Y{}, N{});
+            else o.amsgrad ? run(N{}, N{}, Y{}) : run(N{}, N{}, N{});
         }
     }
     ++this->steps_;

@@ -19,7 +19,7 @@ namespace fashion {
 /// Everything the command line sets. The defaults are the recipe the README explains.
 struct Config {
     std::string data_dir = "/usr/share/datasets/fashion-mnist";
-    int epochs = 15;                            ///< planned epochs (the cosine schedule's horizon)
+    int epochs = 20;                            ///< planned epochs (the cosine schedule's horizon)
     int stop_after = 0;                         ///< stop after this epoch (0: run to `epochs`)
     std::size_t batch_size = 128;
     double lr = 1e-3;
