@@ -80,7 +80,8 @@ void W1_seed_step_handwritten(benchmark::State& state)
         const float t[2] = {bench::seed_classes[r] == 0 ? 1.0f : 0.0f, bench::seed_classes[r] == 1 ? 1.0f : 0.0f};
         float h[3], y[2];
         for (int j = 0; j < 3; ++j) h[j] = 1.0f / (1.0f + std::exp(-(b1[j] + x[0] * w1[0][j] + x[1] * w1[1][j])));
-        for (int j = 0; j < 2; ++j) y[j] = 1.0f / (1.0f + std::exp(-(b2[j] + h[0] * w2[0][j] + h[1] * w2[1][j] + h[2] * w2[2][j])));
+        for (int j = 0; j < 2; ++j)
+            y[j] = 1.0f / (1.0f + std::exp(-(b2[j] + h[0] * w2[0][j] + h[1] * w2[1][j] + h[2] * w2[2][j])));
         const float loss = ((y[0] - t[0]) * (y[0] - t[0]) + (y[1] - t[1]) * (y[1] - t[1])) / 2.0f;
         float dy[2], dh[3];
         for (int j = 0; j < 2; ++j) dy[j] = (y[j] - t[j]) * y[j] * (1.0f - y[j]);  // d(mse)/dz2 without the 2/n
@@ -124,7 +125,8 @@ void W2_mlp_tapegrad(benchmark::State& state)
         const float bound = 1.0f / std::sqrt(static_cast<float>(s[l]));
         ws.push_back(tg::parameter(from(bench::uniform_values(s[l] * s[l + 1], -bound, bound, 10 + l),
                                         {std::size_t(s[l]), std::size_t(s[l + 1])})));
-        bs.push_back(tg::parameter(from(bench::uniform_values(s[l + 1], -bound, bound, 20 + l), {std::size_t(s[l + 1])})));
+        bs.push_back(
+            tg::parameter(from(bench::uniform_values(s[l + 1], -bound, bound, 20 + l), {std::size_t(s[l + 1])})));
     }
     V x = tg::constant(from(bench::uniform_values(bench::mlp_batch * s[0], 0.0f, 1.0f, 3),
                             {std::size_t(bench::mlp_batch), std::size_t(s[0])}));

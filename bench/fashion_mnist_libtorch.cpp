@@ -41,8 +41,8 @@ void copy_from(torch::nn::Linear& lin, const tg::nn::Dense<float>& d)
 {
     torch::NoGradGuard g;
     const auto& w = d.weight().value();  // [in, out]
-    auto wt = torch::from_blob(const_cast<float*>(w.data()), {static_cast<long>(w.shape()[0]), static_cast<long>(w.shape()[1])},
-                               torch::kFloat32);
+    auto wt = torch::from_blob(const_cast<float*>(w.data()),
+                               {static_cast<long>(w.shape()[0]), static_cast<long>(w.shape()[1])}, torch::kFloat32);
     lin->weight.copy_(wt.t());
     const auto& b = d.bias().value();
     lin->bias.copy_(torch::from_blob(const_cast<float*>(b.data()), {static_cast<long>(b.size())}, torch::kFloat32));
@@ -57,10 +57,14 @@ int main(int argc, char** argv)
     std::string dir = "/usr/share/datasets/fashion-mnist";
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
-        if (a == "--epochs") epochs = std::atoi(argv[i + 1]);
-        else if (a == "--threads") threads = std::atoi(argv[i + 1]);
-        else if (a == "--seed") seed = std::strtoull(argv[i + 1], nullptr, 10);
-        else if (a == "--data-dir") dir = argv[i + 1];
+        if (a == "--epochs")
+            epochs = std::atoi(argv[i + 1]);
+        else if (a == "--threads")
+            threads = std::atoi(argv[i + 1]);
+        else if (a == "--seed")
+            seed = std::strtoull(argv[i + 1], nullptr, 10);
+        else if (a == "--data-dir")
+            dir = argv[i + 1];
         else {
             std::fprintf(stderr, "fashion_mnist_libtorch: unknown option %s\n", a.c_str());
             return 2;
@@ -68,8 +72,10 @@ int main(int argc, char** argv)
     }
     torch::set_num_threads(threads);
 
-    const auto train = tg::data::load_idx_dataset<float>(dir + "/train-images-idx3-ubyte.gz", dir + "/train-labels-idx1-ubyte.gz");
-    const auto test = tg::data::load_idx_dataset<float>(dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz");
+    const auto train =
+        tg::data::load_idx_dataset<float>(dir + "/train-images-idx3-ubyte.gz", dir + "/train-labels-idx1-ubyte.gz");
+    const auto test =
+        tg::data::load_idx_dataset<float>(dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz");
 
     // The same initial weights as tapegrad's fashion_mnist with --seed: He-uniform ReLU layers,
     // Glorot-uniform output layer, zero biases, drawn in this order from one generator.

@@ -9,21 +9,18 @@ namespace {
 
 struct Add {
     static constexpr const char* name = "add";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         ew::binary_forward(c, [](auto a, auto b) { return a + b; });
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         // The gradient is grad_out itself: reduce it straight into each input.
         for (std::size_t i = 0; i < 2; ++i) c.accumulate_full(i, c.grad_out().data(), c.grad_out().shape());
     }
 };
 
-template <class T>
-struct AddScalar {
+template <class T> struct AddScalar {
     static constexpr const char* name = "add";
     T s;
     void forward(Ctx<T>& c) const
@@ -39,19 +36,16 @@ struct AddScalar {
 
 }  // namespace
 
-template <class T>
-Var<T> add(const Var<T>& a, const Var<T>& b)
+template <class T> Var<T> add(const Var<T>& a, const Var<T>& b)
 {
     ew::broadcast_shape("add", a.shape(), b.shape());
     return record(Add{}, a, b);
 }
-template <class T>
-Var<T> add(const Var<T>& a, detail::scalar_t<T> b)
+template <class T> Var<T> add(const Var<T>& a, detail::scalar_t<T> b)
 {
     return record(AddScalar<T>{b}, a);
 }
-template <class T>
-Var<T> add(detail::scalar_t<T> a, const Var<T>& b)
+template <class T> Var<T> add(detail::scalar_t<T> a, const Var<T>& b)
 {
     return record(AddScalar<T>{a}, b);
 }

@@ -11,8 +11,7 @@ namespace {
 
 struct BceWithLogits {
     static constexpr const char* name = "binary_cross_entropy_with_logits";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         const auto& x = c.input(0);
         const auto& t = c.input(1);
@@ -28,8 +27,7 @@ struct BceWithLogits {
         if (y.dimension() != 0) y.resize(typename xt::xarray<T>::shape_type{});
         y.data()[0] = s / static_cast<T>(n);
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         const auto& x = c.input(0);
         const std::size_t n = x.size();
@@ -46,15 +44,15 @@ struct BceWithLogits {
         }
         if (c.needs_grad(1)) {
             GradSlot<T> s = c.grad_slot(1);
-            kernel::map_to(s.add, n, s.data, [k](auto v) { return decltype(v)(-k) * v; }, x.data());
+            kernel::map_to(
+                s.add, n, s.data, [k](auto v) { return decltype(v)(-k) * v; }, x.data());
         }
     }
 };
 
 }  // namespace
 
-template <class T>
-Var<T> binary_cross_entropy_with_logits(const Var<T>& logits, const Var<T>& targets)
+template <class T> Var<T> binary_cross_entropy_with_logits(const Var<T>& logits, const Var<T>& targets)
 {
     if (logits.shape() != targets.shape()) {
         throw Error("binary_cross_entropy_with_logits: logits are " + format_shape(logits.shape()) +
@@ -79,9 +77,10 @@ TAPEGRAD_REGISTER_OP(binary_cross_entropy_with_logits)
                 out.push_back(tg::make_sample("(3,4)", {u({3, 4}, -4, 4), u({3, 4}, 0, 1)}, f));
                 out.push_back(tg::make_sample("(1,)", {u({1}, -4, 4), u({1}, 0, 1)}, f));
                 out.push_back(tg::make_sample("()", {u({}, -4, 4), u({}, 0, 1)}, f));
-                out.push_back(tg::make_sample("transposed (4,3)", {u({4, 3}, -4, 4), u({3, 4}, 0, 1)}, [](const auto& v) {
-                    return tg::binary_cross_entropy_with_logits(tg::transpose(v[0]), v[1]);
-                }));
+                out.push_back(
+                    tg::make_sample("transposed (4,3)", {u({4, 3}, -4, 4), u({3, 4}, 0, 1)}, [](const auto& v) {
+                        return tg::binary_cross_entropy_with_logits(tg::transpose(v[0]), v[1]);
+                    }));
                 return out;
             }};
 }

@@ -13,8 +13,7 @@ namespace {
 struct CrossEntropy {
     static constexpr const char* name = "cross_entropy";
     const xt::xarray<std::int64_t>* labels;  // only read during forward
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         const auto& x = c.input(0);
         const std::size_t n = x.shape()[0], k = x.shape()[1];
@@ -38,8 +37,7 @@ struct CrossEntropy {
         if (y.dimension() != 0) y.resize(typename xt::xarray<T>::shape_type{});
         y.data()[0] = total / static_cast<T>(n);
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         if (!c.needs_grad(0)) return;
         const auto& x = c.input(0);
@@ -60,8 +58,7 @@ struct CrossEntropy {
 
 }  // namespace
 
-template <class T>
-Var<T> cross_entropy(const Var<T>& logits, const xt::xarray<std::int64_t>& labels)
+template <class T> Var<T> cross_entropy(const Var<T>& logits, const xt::xarray<std::int64_t>& labels)
 {
     const auto& s = logits.shape();
     if (s.size() != 2) throw Error("cross_entropy: logits must be 2-D [N, C], got " + format_shape(s));

@@ -10,21 +10,18 @@ namespace {
 
 struct Div {
     static constexpr const char* name = "div";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         ew::binary_forward(c, [](auto a, auto b) { return a / b; });
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         ew::binary_backward(
             c, [](auto g, auto, auto b) { return g / b; }, [](auto g, auto a, auto b) { return -g * a / (b * b); });
     }
 };
 
-template <class T>
-struct DivScalar {
+template <class T> struct DivScalar {
     static constexpr const char* name = "div";
     T s;
     bool scalar_first;  // s / a instead of a / s
@@ -50,19 +47,16 @@ struct DivScalar {
 
 }  // namespace
 
-template <class T>
-Var<T> div(const Var<T>& a, const Var<T>& b)
+template <class T> Var<T> div(const Var<T>& a, const Var<T>& b)
 {
     ew::broadcast_shape("div", a.shape(), b.shape());
     return record(Div{}, a, b);
 }
-template <class T>
-Var<T> div(const Var<T>& a, detail::scalar_t<T> b)
+template <class T> Var<T> div(const Var<T>& a, detail::scalar_t<T> b)
 {
     return record(DivScalar<T>{b, false}, a);
 }
-template <class T>
-Var<T> div(detail::scalar_t<T> a, const Var<T>& b)
+template <class T> Var<T> div(detail::scalar_t<T> a, const Var<T>& b)
 {
     return record(DivScalar<T>{a, true}, b);
 }

@@ -23,8 +23,7 @@ inline std::uint32_t mix32(std::uint32_t x)
     return x;
 }
 
-template <class T>
-struct Dropout {
+template <class T> struct Dropout {
     static constexpr const char* name = "dropout";
     T p;
     Generator* gen;  // only used during forward
@@ -46,22 +45,22 @@ struct Dropout {
         }
         auto& y = c.out();
         if (y.shape() != x.shape()) y.resize(x.shape());
-        kernel::map<false>(x.size(), y.data(), [](auto a, auto b) { return a * b; }, x.data(),
-                           static_cast<const T*>(m));
+        kernel::map<false>(
+            x.size(), y.data(), [](auto a, auto b) { return a * b; }, x.data(), static_cast<const T*>(m));
     }
     void backward(Ctx<T>& c) const
     {
         if (!c.needs_grad(0)) return;
         GradSlot<T> s = c.grad_slot(0);
-        kernel::map_to(s.add, c.input(0).size(), s.data, [](auto g, auto m) { return g * m; },
-                       c.grad_out().data(), static_cast<const T*>(c.saved().data()));
+        kernel::map_to(
+            s.add, c.input(0).size(), s.data, [](auto g, auto m) { return g * m; }, c.grad_out().data(),
+            static_cast<const T*>(c.saved().data()));
     }
 };
 
 }  // namespace
 
-template <class T>
-Var<T> dropout(const Var<T>& x, detail::scalar_t<T> p, Generator& gen)
+template <class T> Var<T> dropout(const Var<T>& x, detail::scalar_t<T> p, Generator& gen)
 {
     if (!(p >= T(0) && p < T(1))) throw Error("dropout: p must be in [0, 1), got " + std::to_string(p));
     return record(Dropout<T>{p, &gen}, x);

@@ -8,13 +8,11 @@ namespace {
 
 struct Exp {
     static constexpr const char* name = "exp";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         ew::unary_forward(c, [](auto x) { return xsimd::exp(x); });
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         ew::unary_backward(c, [](auto g, auto, auto y) { return g * y; });
     }
@@ -22,8 +20,7 @@ struct Exp {
 
 }  // namespace
 
-template <class T>
-Var<T> exp(const Var<T>& x)
+template <class T> Var<T> exp(const Var<T>& x)
 {
     return record(Exp{}, x);
 }

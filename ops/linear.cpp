@@ -12,8 +12,7 @@ namespace {
 
 struct Linear {
     static constexpr const char* name = "linear";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         const auto& x = c.input(0);
         const auto& w = c.input(1);
@@ -25,8 +24,7 @@ struct Linear {
         for (std::size_t r = 0; r < batch; ++r) std::copy(b.data(), b.data() + out, py + r * out);
         blas::gemm(false, false, batch, out, in, T(1), x.data(), in, w.data(), out, T(1), py, out);
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         const auto& x = c.input(0);
         const auto& w = c.input(1);
@@ -44,8 +42,7 @@ struct Linear {
 
 }  // namespace
 
-template <class T>
-Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b)
+template <class T> Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b)
 {
     const auto& sx = x.shape();
     const auto& sw = w.shape();
@@ -71,13 +68,14 @@ template Var<double> linear<double>(const Var<double>&, const Var<double>&, cons
 
 TAPEGRAD_REGISTER_OP(linear)
 {
-    return {"linear", [](std::mt19937_64& rng) {
-                auto u = [&](std::vector<std::size_t> s) { return tg::sample_uniform(rng, s, -1.0, 1.0); };
-                auto f = [](const auto& v) { return tg::linear(v[0], v[1], v[2]); };
-                std::vector<tg::OpSample> out;
-                out.push_back(tg::make_sample("(1,2)x(2,3)+(3,)", {u({1, 2}), u({2, 3}), u({3})}, f));
-                out.push_back(tg::make_sample("(4,3)x(3,2)+(2,)", {u({4, 3}), u({3, 2}), u({2})}, f));
-                out.push_back(tg::make_sample("(16,24)x(24,30)+(30,) via BLAS", {u({16, 24}), u({24, 30}), u({30})}, f));
-                return out;
-            }};
+    return {
+        "linear", [](std::mt19937_64& rng) {
+            auto u = [&](std::vector<std::size_t> s) { return tg::sample_uniform(rng, s, -1.0, 1.0); };
+            auto f = [](const auto& v) { return tg::linear(v[0], v[1], v[2]); };
+            std::vector<tg::OpSample> out;
+            out.push_back(tg::make_sample("(1,2)x(2,3)+(3,)", {u({1, 2}), u({2, 3}), u({3})}, f));
+            out.push_back(tg::make_sample("(4,3)x(3,2)+(2,)", {u({4, 3}), u({3, 2}), u({2})}, f));
+            out.push_back(tg::make_sample("(16,24)x(24,30)+(30,) via BLAS", {u({16, 24}), u({24, 30}), u({30})}, f));
+            return out;
+        }};
 }

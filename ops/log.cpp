@@ -8,13 +8,11 @@ namespace {
 
 struct Log {
     static constexpr const char* name = "log";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         ew::unary_forward(c, [](auto x) { return xsimd::log(x); });
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         ew::unary_backward(c, [](auto g, auto x, auto) { return g / x; });
     }
@@ -22,8 +20,7 @@ struct Log {
 
 }  // namespace
 
-template <class T>
-Var<T> log(const Var<T>& x)
+template <class T> Var<T> log(const Var<T>& x)
 {
     return record(Log{}, x);
 }

@@ -11,8 +11,7 @@ namespace {
 struct LogSoftmax {
     static constexpr const char* name = "log_softmax";
     std::ptrdiff_t axis;
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         const auto& x = c.input(0);
         auto& y = c.out();
@@ -25,8 +24,7 @@ struct LogSoftmax {
             for (std::size_t l = 0; l < r.len; ++l) py[off + l * st] = px[off + l * st] - lse;
         });
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         if (!c.needs_grad(0)) return;
         const reduce::Around r = reduce::around(name, c.input(0).shape(), axis);
@@ -47,8 +45,7 @@ struct LogSoftmax {
 
 }  // namespace
 
-template <class T>
-Var<T> log_softmax(const Var<T>& x, std::ptrdiff_t axis)
+template <class T> Var<T> log_softmax(const Var<T>& x, std::ptrdiff_t axis)
 {
     reduce::around("log_softmax", x.shape(), axis);  // checks the axis
     return record(LogSoftmax{axis}, x);
@@ -64,11 +61,16 @@ TAPEGRAD_REGISTER_OP(log_softmax)
     return {"log_softmax", [](std::mt19937_64& rng) {
                 auto u = [&](std::vector<std::size_t> s) { return tg::sample_uniform(rng, s, -3.0, 3.0); };
                 std::vector<tg::OpSample> out;
-                out.push_back(tg::make_sample("(3,4) axis -1", {u({3, 4})}, [](const auto& v) { return tg::log_softmax(v[0], -1); }));
-                out.push_back(tg::make_sample("(3,4) axis 0", {u({3, 4})}, [](const auto& v) { return tg::log_softmax(v[0], 0); }));
-                out.push_back(tg::make_sample("(2,3,4) axis 1", {u({2, 3, 4})}, [](const auto& v) { return tg::log_softmax(v[0], 1); }));
-                out.push_back(tg::make_sample("(5,) axis 0", {u({5})}, [](const auto& v) { return tg::log_softmax(v[0], 0); }));
-                out.push_back(tg::make_sample("(3,1) axis 1", {u({3, 1})}, [](const auto& v) { return tg::log_softmax(v[0], 1); }));
+                out.push_back(tg::make_sample("(3,4) axis -1", {u({3, 4})},
+                                              [](const auto& v) { return tg::log_softmax(v[0], -1); }));
+                out.push_back(tg::make_sample("(3,4) axis 0", {u({3, 4})},
+                                              [](const auto& v) { return tg::log_softmax(v[0], 0); }));
+                out.push_back(tg::make_sample("(2,3,4) axis 1", {u({2, 3, 4})},
+                                              [](const auto& v) { return tg::log_softmax(v[0], 1); }));
+                out.push_back(
+                    tg::make_sample("(5,) axis 0", {u({5})}, [](const auto& v) { return tg::log_softmax(v[0], 0); }));
+                out.push_back(tg::make_sample("(3,1) axis 1", {u({3, 1})},
+                                              [](const auto& v) { return tg::log_softmax(v[0], 1); }));
                 out.push_back(tg::make_sample("transposed (4,3) axis 1", {u({4, 3})},
                                               [](const auto& v) { return tg::log_softmax(tg::transpose(v[0]), 1); }));
                 return out;

@@ -9,8 +9,7 @@ namespace {
 
 struct Matmul {
     static constexpr const char* name = "matmul";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         const auto& a = c.input(0);
         const auto& b = c.input(1);
@@ -19,8 +18,7 @@ struct Matmul {
         if (y.dimension() != 2 || y.shape()[0] != m || y.shape()[1] != n) y.resize({m, n});
         blas::gemm(false, false, m, n, k, T(1), a.data(), k, b.data(), n, T(0), y.data(), n);
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         const auto& a = c.input(0);
         const auto& b = c.input(1);
@@ -37,8 +35,7 @@ struct Matmul {
 
 }  // namespace
 
-template <class T>
-Var<T> matmul(const Var<T>& a, const Var<T>& b)
+template <class T> Var<T> matmul(const Var<T>& a, const Var<T>& b)
 {
     const auto& sa = a.shape();
     const auto& sb = b.shape();
@@ -66,9 +63,8 @@ TAPEGRAD_REGISTER_OP(matmul)
                 out.push_back(tg::make_sample("(1,2)@(2,3)", {u({1, 2}), u({2, 3})}, f));
                 out.push_back(tg::make_sample("(1,1)@(1,1)", {u({1, 1}), u({1, 1})}, f));
                 out.push_back(tg::make_sample("(5,1)@(1,3)", {u({5, 1}), u({1, 3})}, f));
-                out.push_back(tg::make_sample("transposed (4,3)^T@(4,2)", {u({4, 3}), u({4, 2})}, [](const auto& v) {
-                    return tg::matmul(tg::transpose(v[0]), v[1]);
-                }));
+                out.push_back(tg::make_sample("transposed (4,3)^T@(4,2)", {u({4, 3}), u({4, 2})},
+                                              [](const auto& v) { return tg::matmul(tg::transpose(v[0]), v[1]); }));
                 // Large enough for the BLAS path.
                 out.push_back(tg::make_sample("(20,30)@(30,25) via BLAS", {u({20, 30}), u({30, 25})}, f));
                 return out;

@@ -8,8 +8,7 @@ namespace {
 
 struct MseLoss {
     static constexpr const char* name = "mse_loss";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         const auto& p = c.input(0);
         const auto& t = c.input(1);
@@ -25,8 +24,7 @@ struct MseLoss {
         if (y.dimension() != 0) y.resize(typename xt::xarray<T>::shape_type{});
         y.data()[0] = s / static_cast<T>(n);
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         const auto& p = c.input(0);
         const std::size_t n = p.size();
@@ -35,16 +33,16 @@ struct MseLoss {
             if (!c.needs_grad(i)) continue;
             GradSlot<T> s = c.grad_slot(i);
             const T ki = i == 0 ? k : -k;
-            kernel::map_to(s.add, n, s.data, [ki](auto a, auto b) { return decltype(a)(ki) * (a - b); }, p.data(),
-                           c.input(1).data());
+            kernel::map_to(
+                s.add, n, s.data, [ki](auto a, auto b) { return decltype(a)(ki) * (a - b); }, p.data(),
+                c.input(1).data());
         }
     }
 };
 
 }  // namespace
 
-template <class T>
-Var<T> mse_loss(const Var<T>& pred, const Var<T>& target)
+template <class T> Var<T> mse_loss(const Var<T>& pred, const Var<T>& target)
 {
     if (pred.shape() != target.shape()) {
         throw Error("mse_loss: pred is " + format_shape(pred.shape()) + " but target is " +

@@ -9,21 +9,18 @@ namespace {
 
 struct Mul {
     static constexpr const char* name = "mul";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         ew::binary_forward(c, [](auto a, auto b) { return a * b; });
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         ew::binary_backward(
             c, [](auto g, auto, auto b) { return g * b; }, [](auto g, auto a, auto) { return g * a; });
     }
 };
 
-template <class T>
-struct MulScalar {
+template <class T> struct MulScalar {
     static constexpr const char* name = "mul";
     T s;
     void forward(Ctx<T>& c) const
@@ -40,19 +37,16 @@ struct MulScalar {
 
 }  // namespace
 
-template <class T>
-Var<T> mul(const Var<T>& a, const Var<T>& b)
+template <class T> Var<T> mul(const Var<T>& a, const Var<T>& b)
 {
     ew::broadcast_shape("mul", a.shape(), b.shape());
     return record(Mul{}, a, b);
 }
-template <class T>
-Var<T> mul(const Var<T>& a, detail::scalar_t<T> b)
+template <class T> Var<T> mul(const Var<T>& a, detail::scalar_t<T> b)
 {
     return record(MulScalar<T>{b}, a);
 }
-template <class T>
-Var<T> mul(detail::scalar_t<T> a, const Var<T>& b)
+template <class T> Var<T> mul(detail::scalar_t<T> a, const Var<T>& b)
 {
     return record(MulScalar<T>{a}, b);
 }

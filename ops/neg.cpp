@@ -8,13 +8,11 @@ namespace {
 
 struct Neg {
     static constexpr const char* name = "neg";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         ew::unary_forward(c, [](auto x) { return -x; });
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         ew::unary_backward(c, [](auto g, auto, auto) { return -g; });
     }
@@ -22,8 +20,7 @@ struct Neg {
 
 }  // namespace
 
-template <class T>
-Var<T> neg(const Var<T>& x)
+template <class T> Var<T> neg(const Var<T>& x)
 {
     return record(Neg{}, x);
 }

@@ -6,8 +6,7 @@
 namespace tg {
 namespace {
 
-template <class T>
-struct Pow {
+template <class T> struct Pow {
     static constexpr const char* name = "pow";
     T p;
     void forward(Ctx<T>& c) const
@@ -27,8 +26,7 @@ struct Pow {
 
 }  // namespace
 
-template <class T>
-Var<T> pow(const Var<T>& x, detail::scalar_t<T> exponent)
+template <class T> Var<T> pow(const Var<T>& x, detail::scalar_t<T> exponent)
 {
     return record(Pow<T>{exponent}, x);
 }

@@ -8,22 +8,20 @@ namespace {
 
 struct Relu {
     static constexpr const char* name = "relu";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         ew::unary_forward(c, [](auto x) { return kernel::select(x < decltype(x)(0), decltype(x)(0), x); });
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
-        ew::unary_backward(c, [](auto g, auto x, auto) { return kernel::select(x > decltype(x)(0), g, decltype(g)(0)); });
+        ew::unary_backward(c,
+                           [](auto g, auto x, auto) { return kernel::select(x > decltype(x)(0), g, decltype(g)(0)); });
     }
 };
 
 }  // namespace
 
-template <class T>
-Var<T> relu(const Var<T>& x)
+template <class T> Var<T> relu(const Var<T>& x)
 {
     return record(Relu{}, x);
 }

@@ -9,16 +9,14 @@ namespace {
 struct Reshape {
     static constexpr const char* name = "reshape";
     const std::vector<std::size_t>* shape;  // only read during forward
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         const auto& x = c.input(0);
         auto& y = c.out();
         if (!std::equal(y.shape().begin(), y.shape().end(), shape->begin(), shape->end())) y.resize(*shape);
         std::copy(x.data(), x.data() + x.size(), y.data());
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         if (!c.needs_grad(0)) return;
         GradSlot<T> s = c.grad_slot(0);
@@ -30,8 +28,7 @@ struct Reshape {
 
 }  // namespace
 
-template <class T>
-Var<T> reshape(const Var<T>& x, const std::vector<std::size_t>& shape)
+template <class T> Var<T> reshape(const Var<T>& x, const std::vector<std::size_t>& shape)
 {
     std::size_t n = 1;
     for (auto d : shape) n *= d;
@@ -53,12 +50,17 @@ TAPEGRAD_REGISTER_OP(reshape)
                 std::vector<tg::OpSample> out;
                 out.push_back(tg::make_sample("(3,4)->(12,)", {tg::sample_uniform(rng, {3, 4}, -1.0, 1.0)},
                                               [](const auto& v) { return tg::reshape(v[0], {12}); }));
-                out.push_back(tg::make_sample("(2,6)->(3,2,2)", {tg::sample_uniform(rng, {2, 6}, -1.0, 1.0)},
-                                              [](const auto& v) { return tg::reshape(v[0], {3, 2, 2}); }));
-                out.push_back(tg::make_sample("()->(1,1)", {tg::sample_uniform(rng, {}, -1.0, 1.0)},
-                                              [](const auto& v) { return tg::reshape(v[0], {1, 1}); }));
+                out.push_back(
+                    tg::make_sample("(2,6)->(3,2,2)", {tg::sample_uniform(rng, {2, 6}, -1.0, 1.0)}, [](const auto& v) {
+                        return tg::reshape(v[0], {3, 2, 2});
+                    }));
+                out.push_back(tg::make_sample("()->(1,1)", {tg::sample_uniform(rng, {}, -1.0, 1.0)}, [](const auto& v) {
+                    return tg::reshape(v[0], {1, 1});
+                }));
                 out.push_back(tg::make_sample("transposed (4,3)->(2,6)", {tg::sample_uniform(rng, {4, 3}, -1.0, 1.0)},
-                                              [](const auto& v) { return tg::reshape(tg::transpose(v[0]), {2, 6}); }));
+                                              [](const auto& v) {
+                                                  return tg::reshape(tg::transpose(v[0]), {2, 6});
+                                              }));
                 return out;
             }};
 }

@@ -8,13 +8,11 @@ namespace {
 
 struct Sigmoid {
     static constexpr const char* name = "sigmoid";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         ew::unary_forward(c, [](auto x) { return decltype(x)(1) / (decltype(x)(1) + xsimd::exp(-x)); });
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         ew::unary_backward(c, [](auto g, auto, auto y) { return g * y * (decltype(y)(1) - y); });
     }
@@ -22,8 +20,7 @@ struct Sigmoid {
 
 }  // namespace
 
-template <class T>
-Var<T> sigmoid(const Var<T>& x)
+template <class T> Var<T> sigmoid(const Var<T>& x)
 {
     return record(Sigmoid{}, x);
 }

@@ -8,13 +8,11 @@ namespace {
 
 struct Sqrt {
     static constexpr const char* name = "sqrt";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         ew::unary_forward(c, [](auto x) { return xsimd::sqrt(x); });
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         ew::unary_backward(c, [](auto g, auto, auto y) { return g / (y + y); });
     }
@@ -22,8 +20,7 @@ struct Sqrt {
 
 }  // namespace
 
-template <class T>
-Var<T> sqrt(const Var<T>& x)
+template <class T> Var<T> sqrt(const Var<T>& x)
 {
     return record(Sqrt{}, x);
 }

@@ -8,13 +8,11 @@ namespace {
 
 struct Square {
     static constexpr const char* name = "square";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         ew::unary_forward(c, [](auto x) { return x * x; });
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         ew::unary_backward(c, [](auto g, auto x, auto) { return g * (x + x); });
     }
@@ -22,8 +20,7 @@ struct Square {
 
 }  // namespace
 
-template <class T>
-Var<T> square(const Var<T>& x)
+template <class T> Var<T> square(const Var<T>& x)
 {
     return record(Square{}, x);
 }

@@ -9,21 +9,18 @@ namespace {
 
 struct Sub {
     static constexpr const char* name = "sub";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         ew::binary_forward(c, [](auto a, auto b) { return a - b; });
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         ew::binary_backward(
             c, [](auto g, auto, auto) { return g; }, [](auto g, auto, auto) { return -g; });
     }
 };
 
-template <class T>
-struct SubScalar {
+template <class T> struct SubScalar {
     static constexpr const char* name = "sub";
     T s;
     bool scalar_first;  // s - a instead of a - s
@@ -48,19 +45,16 @@ struct SubScalar {
 
 }  // namespace
 
-template <class T>
-Var<T> sub(const Var<T>& a, const Var<T>& b)
+template <class T> Var<T> sub(const Var<T>& a, const Var<T>& b)
 {
     ew::broadcast_shape("sub", a.shape(), b.shape());
     return record(Sub{}, a, b);
 }
-template <class T>
-Var<T> sub(const Var<T>& a, detail::scalar_t<T> b)
+template <class T> Var<T> sub(const Var<T>& a, detail::scalar_t<T> b)
 {
     return record(SubScalar<T>{b, false}, a);
 }
-template <class T>
-Var<T> sub(detail::scalar_t<T> a, const Var<T>& b)
+template <class T> Var<T> sub(detail::scalar_t<T> a, const Var<T>& b)
 {
     return record(SubScalar<T>{a, true}, b);
 }

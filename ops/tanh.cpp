@@ -8,13 +8,11 @@ namespace {
 
 struct Tanh {
     static constexpr const char* name = "tanh";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         ew::unary_forward(c, [](auto x) { return xsimd::tanh(x); });
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         ew::unary_backward(c, [](auto g, auto, auto y) { return g * (decltype(y)(1) - y * y); });
     }
@@ -22,8 +20,7 @@ struct Tanh {
 
 }  // namespace
 
-template <class T>
-Var<T> tanh(const Var<T>& x)
+template <class T> Var<T> tanh(const Var<T>& x)
 {
     return record(Tanh{}, x);
 }

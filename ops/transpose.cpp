@@ -8,8 +8,7 @@
 namespace tg {
 namespace {
 
-template <class T>
-void transpose_into(std::size_t m, std::size_t n, const T* x, T* y, bool add)
+template <class T> void transpose_into(std::size_t m, std::size_t n, const T* x, T* y, bool add)
 {
     for (std::size_t i = 0; i < m; ++i) {
         for (std::size_t j = 0; j < n; ++j) {
@@ -24,8 +23,7 @@ void transpose_into(std::size_t m, std::size_t n, const T* x, T* y, bool add)
 
 struct Transpose {
     static constexpr const char* name = "transpose";
-    template <class T>
-    void forward(Ctx<T>& c) const
+    template <class T> void forward(Ctx<T>& c) const
     {
         const auto& x = c.input(0);
         const std::size_t m = x.shape()[0], n = x.shape()[1];
@@ -33,8 +31,7 @@ struct Transpose {
         if (y.dimension() != 2 || y.shape()[0] != n || y.shape()[1] != m) y.resize({n, m});
         transpose_into(m, n, x.data(), y.data(), false);
     }
-    template <class T>
-    void backward(Ctx<T>& c) const
+    template <class T> void backward(Ctx<T>& c) const
     {
         if (!c.needs_grad(0)) return;
         const auto& x = c.input(0);
@@ -46,8 +43,7 @@ struct Transpose {
 
 }  // namespace
 
-template <class T>
-Var<T> transpose(const Var<T>& x)
+template <class T> Var<T> transpose(const Var<T>& x)
 {
     if (x.dim() != 2) throw Error("transpose: expected a 2-D Var, got shape " + format_shape(x.shape()));
     return record(Transpose{}, x);

@@ -19,22 +19,19 @@ namespace {
 struct Softplus {
     static constexpr const char* name = "softplus";
 
-    template <class T>
-    void forward(tg::Ctx<T>& c) const
+    template <class T> void forward(tg::Ctx<T>& c) const
     {
         const auto& x = c.input(0);
         xt::noalias(c.out()) = xt::maximum(x, T(0)) + xt::log1p(xt::exp(-xt::abs(x)));
     }
 
-    template <class T>
-    void backward(tg::Ctx<T>& c) const
+    template <class T> void backward(tg::Ctx<T>& c) const
     {
         c.accumulate(0, c.grad_out() / (T(1) + xt::exp(-c.input(0))));
     }
 };
 
-template <class T>
-tg::Var<T> softplus(const tg::Var<T>& x)
+template <class T> tg::Var<T> softplus(const tg::Var<T>& x)
 {
     return tg::record(Softplus{}, x);
 }
@@ -54,8 +51,8 @@ int main()
 
     // 2. Check its gradient against central differences over the full Jacobian.
     auto f = [](const std::vector<tg::Var<double>>& v) { return softplus(v[0] * v[1]); };
-    const tg::GradcheckResult r =
-        tg::gradcheck(f, {xt::xarray<double>{{-2.0, 0.1, 3.0}, {40.0, -40.0, 0.0}}, xt::xarray<double>{1.0, -0.5, 2.0}});
+    const tg::GradcheckResult r = tg::gradcheck(
+        f, {xt::xarray<double>{{-2.0, 0.1, 3.0}, {40.0, -40.0, 0.0}}, xt::xarray<double>{1.0, -0.5, 2.0}});
     std::printf("%s\n", r.message.c_str());
 
     // 3. Register it: the registry's generic checks now cover it, as they do built-in ops.

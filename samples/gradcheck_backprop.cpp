@@ -27,17 +27,29 @@ using Array = xt::xarray<double>;
 
 namespace {
 
-Array sigmoid(const Array& z) { return 1.0 / (1.0 + xt::exp(-z)); }
-Array matvec(const Array& w, const Array& v) { return xt::sum(w * xt::view(v, xt::newaxis(), xt::all()), {1}); }
-Array matvec_t(const Array& w, const Array& v) { return xt::sum(w * xt::view(v, xt::all(), xt::newaxis()), {0}); }
-Array outer(const Array& a, const Array& b) { return xt::view(a, xt::all(), xt::newaxis()) * xt::view(b, xt::newaxis(), xt::all()); }
+Array sigmoid(const Array& z)
+{
+    return 1.0 / (1.0 + xt::exp(-z));
+}
+Array matvec(const Array& w, const Array& v)
+{
+    return xt::sum(w * xt::view(v, xt::newaxis(), xt::all()), {1});
+}
+Array matvec_t(const Array& w, const Array& v)
+{
+    return xt::sum(w * xt::view(v, xt::all(), xt::newaxis()), {0});
+}
+Array outer(const Array& a, const Array& b)
+{
+    return xt::view(a, xt::all(), xt::newaxis()) * xt::view(b, xt::newaxis(), xt::all());
+}
 
 struct Grads {
     Array w1, b1, w2, b2;  // numpy layout: w1 [3, 2], w2 [2, 3]
 };
 
-Grads hand_backprop(const Array& w1, const Array& b1, const Array& w2, const Array& b2, const Array& x,
-                    const Array& t, bool slip)
+Grads hand_backprop(const Array& w1, const Array& b1, const Array& w2, const Array& b2, const Array& x, const Array& t,
+                    bool slip)
 {
     const Array h = sigmoid(matvec(w1, x) + b1);
     const Array y = sigmoid(matvec(w2, h) + b2);
@@ -64,7 +76,8 @@ std::vector<Entry> compare(const Grads& hand, const nn::Dense<double>& l1, const
                                tape_in_out(j, i), h(i, j)});
     };
     auto vector = [&](const char* n, const Array& h, const Array& tape) {
-        for (std::size_t i = 0; i < h.size(); ++i) out.push_back({std::string(n) + "[" + std::to_string(i) + "]", tape(i), h(i)});
+        for (std::size_t i = 0; i < h.size(); ++i)
+            out.push_back({std::string(n) + "[" + std::to_string(i) + "]", tape(i), h(i)});
     };
     matrix("W1", hand.w1, l1.weight().grad());
     vector("b1", hand.b1, l1.bias().grad());
@@ -73,7 +86,10 @@ std::vector<Entry> compare(const Grads& hand, const nn::Dense<double>& l1, const
     return out;
 }
 
-bool agrees(const Entry& e) { return std::abs(e.tape - e.hand) <= 1e-12 + 1e-9 * std::abs(e.tape); }
+bool agrees(const Entry& e)
+{
+    return std::abs(e.tape - e.hand) <= 1e-12 + 1e-9 * std::abs(e.tape);
+}
 
 }  // namespace
 
@@ -89,7 +105,8 @@ int main()
 
     // The tape itself, against central differences, on row 0.
     auto f = [&](const std::vector<tg::Var<double>>& p) {
-        tg::Var<double> h = tg::sigmoid(tg::linear(tg::constant(Array(xt::view(rows, xt::range(0, 1), xt::all()))), p[0], p[1]));
+        tg::Var<double> h =
+            tg::sigmoid(tg::linear(tg::constant(Array(xt::view(rows, xt::range(0, 1), xt::all()))), p[0], p[1]));
         return tg::mse_loss(tg::sigmoid(tg::linear(h, p[2], p[3])),
                             tg::constant(Array(xt::view(targets, xt::range(0, 1), xt::all()))));
     };

@@ -17,7 +17,10 @@ inline xt::xarray<double> rows()
             {7.673756466, 3.508563011}};
 }
 
-inline xt::xarray<std::int64_t> classes() { return {0, 0, 0, 0, 0, 1, 1, 1, 1, 1}; }
+inline xt::xarray<std::int64_t> classes()
+{
+    return {0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
+}
 
 inline xt::xarray<double> one_hot()
 {

@@ -16,8 +16,8 @@ namespace {
 // C (m x n) = alpha * op(A) op(B) + beta * C with an i-p-j loop: the innermost loop runs
 // along a row of C and of op(B) when B is not transposed, which the compiler vectorises.
 template <class T>
-void small_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
-                std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc)
+void small_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda,
+                const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc)
 {
     for (std::size_t i = 0; i < m; ++i) {
         T* ci = c + i * ldc;
@@ -38,12 +38,15 @@ void small_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T
     }
 }
 
-inline CBLAS_TRANSPOSE tr(bool t) { return t ? CblasTrans : CblasNoTrans; }
+inline CBLAS_TRANSPOSE tr(bool t)
+{
+    return t ? CblasTrans : CblasNoTrans;
+}
 
 }  // namespace
 
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
-          std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc)
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a, std::size_t lda,
+          const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc)
 {
     if (m == 0 || n == 0) return;
     if (m * n * k <= small_gemm_limit) {
@@ -55,8 +58,8 @@ void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float a
                 static_cast<blasint>(ldc));
 }
 
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
-          std::size_t lda, const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc)
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, std::size_t lda,
+          const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc)
 {
     if (m == 0 || n == 0) return;
     if (m * n * k <= small_gemm_limit) {
@@ -76,6 +79,9 @@ void set_num_threads(int n)
     openblas_set_num_threads(n);
 }
 
-int get_num_threads() { return openblas_get_num_threads(); }
+int get_num_threads()
+{
+    return openblas_get_num_threads();
+}
 
 }  // namespace tg

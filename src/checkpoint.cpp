@@ -17,7 +17,10 @@ const char* const kRng = "rng.model.";
 const char* const kRngDefault = "rng.default";
 const char* const kExtra = "extra.";
 
-bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+bool starts_with(const std::string& s, const char* prefix)
+{
+    return s.rfind(prefix, 0) == 0;
+}
 
 // A generator's state as the numbers of its standard textual form, stored bit for bit
 // in an int64 tensor (kept out of the JSON header, where 313 decimal numbers would bloat
@@ -81,7 +84,7 @@ CheckpointInfo info_of(const std::string& path, const File& f)
     const auto marker = f.metadata.find("tapegrad.checkpoint");
     if (marker == f.metadata.end()) {
         throw Error(path + ": not a tapegrad training checkpoint (no 'tapegrad.checkpoint' entry); for a weights "
-                        "file use tg::io::load_parameters");
+                           "file use tg::io::load_parameters");
     }
     if (marker->second != "1") throw Error(path + ": unknown checkpoint version '" + marker->second + "'");
     CheckpointInfo info;
@@ -95,7 +98,10 @@ CheckpointInfo info_of(const std::string& path, const File& f)
 
 }  // namespace
 
-CheckpointInfo read_checkpoint_info(const std::string& path) { return info_of(path, load(path)); }
+CheckpointInfo read_checkpoint_info(const std::string& path)
+{
+    return info_of(path, load(path));
+}
 
 template <class T>
 CheckpointInfo load_checkpoint(const std::string& path, nn::Module<T>& model, optim::Optimizer<T>& opt)

@@ -47,12 +47,18 @@ std::string number(double v)
 const char* idx_type_name(std::uint8_t code)
 {
     switch (code) {
-    case 0x09: return " (signed byte)";
-    case 0x0b: return " (short)";
-    case 0x0c: return " (int)";
-    case 0x0d: return " (float)";
-    case 0x0e: return " (double)";
-    default: return "";
+    case 0x09:
+        return " (signed byte)";
+    case 0x0b:
+        return " (short)";
+    case 0x0c:
+        return " (int)";
+    case 0x0d:
+        return " (float)";
+    case 0x0e:
+        return " (double)";
+    default:
+        return "";
     }
 }
 
@@ -135,7 +141,10 @@ std::uint64_t splitmix64(std::uint64_t z)
 
 // splitmix64 is a bijection, so for one seed every epoch gets its own generator seed, and
 // neighbouring seeds or epochs give unrelated streams.
-std::uint64_t epoch_seed(std::uint64_t seed, std::uint64_t epoch) { return splitmix64(splitmix64(seed) ^ epoch); }
+std::uint64_t epoch_seed(std::uint64_t seed, std::uint64_t epoch)
+{
+    return splitmix64(splitmix64(seed) ^ epoch);
+}
 
 // Uniform in [0, bound), bound > 0. The lowest 2^64 mod bound values of the generator are
 // rejected: kept, they would make the smallest residues more likely than the rest.
@@ -308,8 +317,7 @@ Dataset<T>::Dataset(xt::xarray<T> features, xt::xarray<std::int64_t> labels)
         throw Error("Dataset: " + std::to_string(features_.shape()[0]) + " rows of features but " +
                     std::to_string(labels_.size()) + " labels (features " + format_shape(features_.shape()) +
                     ", labels " + format_shape(labels_.shape()) + ")");
-    if (labels_.size() == 0)
-        throw Error("Dataset: empty data set (features " + format_shape(features_.shape()) + ")");
+    if (labels_.size() == 0) throw Error("Dataset: empty data set (features " + format_shape(features_.shape()) + ")");
     std::int64_t largest = 0;
     for (std::size_t i = 0; i < labels_.size(); ++i) {
         const std::int64_t label = labels_.data()[i];
@@ -321,8 +329,7 @@ Dataset<T>::Dataset(xt::xarray<T> features, xt::xarray<std::int64_t> labels)
     num_classes_ = largest + 1;
 }
 
-template <class T>
-Dataset<T> Dataset<T>::subset(std::size_t first, std::size_t count) const
+template <class T> Dataset<T> Dataset<T>::subset(std::size_t first, std::size_t count) const
 {
     const std::size_t n = size();
     if (count == 0) throw Error("Dataset::subset: count must be positive (first " + std::to_string(first) + ")");
@@ -376,8 +383,12 @@ Dataset<T> load_idx_dataset(const std::string& images, const std::string& labels
     for (std::size_t v = 0; v < table.size(); ++v) {
         const double x = static_cast<double>(v);
         switch (normalize.kind) {
-        case Normalize::Kind::none: table[v] = static_cast<T>(x); break;
-        case Normalize::Kind::unit: table[v] = static_cast<T>(x / 255.0); break;
+        case Normalize::Kind::none:
+            table[v] = static_cast<T>(x);
+            break;
+        case Normalize::Kind::unit:
+            table[v] = static_cast<T>(x / 255.0);
+            break;
         case Normalize::Kind::standardize:
             table[v] = static_cast<T>((x / 255.0 - normalize.mean) / normalize.std);
             break;
@@ -399,8 +410,7 @@ Dataset<T> load_idx_dataset(const std::string& images, const std::string& labels
     return Dataset<T>(std::move(features), std::move(targets));
 }
 
-template <class T>
-DataLoader<T>::DataLoader(const Dataset<T>& data, Options options) : data_(&data), options_(options)
+template <class T> DataLoader<T>::DataLoader(const Dataset<T>& data, Options options) : data_(&data), options_(options)
 {
     if (options_.batch_size == 0) throw Error("DataLoader: batch_size must be positive");
     if (options_.drop_last && data.size() < options_.batch_size)
@@ -409,15 +419,13 @@ DataLoader<T>::DataLoader(const Dataset<T>& data, Options options) : data_(&data
     set_epoch(0);
 }
 
-template <class T>
-std::size_t DataLoader<T>::num_batches() const noexcept
+template <class T> std::size_t DataLoader<T>::num_batches() const noexcept
 {
     const std::size_t n = data_->size(), b = options_.batch_size;
     return n / b + (!options_.drop_last && n % b != 0 ? 1 : 0);
 }
 
-template <class T>
-void DataLoader<T>::set_epoch(std::uint64_t epoch)
+template <class T> void DataLoader<T>::set_epoch(std::uint64_t epoch)
 {
     epoch_ = epoch;
     // Start from the identity every time, so the order never depends on earlier epochs.
@@ -431,8 +439,7 @@ void DataLoader<T>::set_epoch(std::uint64_t epoch)
     }
 }
 
-template <class T>
-const Batch<T>& DataLoader<T>::batch(std::size_t i)
+template <class T> const Batch<T>& DataLoader<T>::batch(std::size_t i)
 {
     const std::size_t n = data_->size();
     if (order_.size() != n)
@@ -440,8 +447,8 @@ const Batch<T>& DataLoader<T>::batch(std::size_t i)
                     std::to_string(n) + " rows; call set_epoch again");
     const std::size_t count = num_batches();
     if (i >= count)
-        throw Error("DataLoader::batch: batch " + std::to_string(i) + " is out of range for " +
-                    std::to_string(count) + " batches");
+        throw Error("DataLoader::batch: batch " + std::to_string(i) + " is out of range for " + std::to_string(count) +
+                    " batches");
     const std::size_t b = options_.batch_size;
     const std::size_t first = i * b;
     const std::size_t rows = std::min(b, n - first);

@@ -19,8 +19,7 @@ namespace tg::ew {
 using Shape = xt::xarray<double>::shape_type;
 
 /// The numpy broadcast of two shapes; throws `<op>: shapes cannot be broadcast together`.
-template <class S>
-Shape broadcast_shape(const char* op, const S& a, const S& b)
+template <class S> Shape broadcast_shape(const char* op, const S& a, const S& b)
 {
     const std::size_t r = std::max(a.size(), b.size());
     Shape out(r, 1);
@@ -28,8 +27,8 @@ Shape broadcast_shape(const char* op, const S& a, const S& b)
         const std::size_t da = j < r - a.size() ? 1 : a[j - (r - a.size())];
         const std::size_t db = j < r - b.size() ? 1 : b[j - (r - b.size())];
         if (da != db && da != 1 && db != 1) {
-            throw Error(std::string(op) + ": shapes cannot be broadcast together: a is " + format_shape(a) +
-                        ", b is " + format_shape(b));
+            throw Error(std::string(op) + ": shapes cannot be broadcast together: a is " + format_shape(a) + ", b is " +
+                        format_shape(b));
         }
         out[j] = da == 1 ? db : da;
     }
@@ -44,8 +43,7 @@ enum class Kind {
     general  ///< anything else: materialised with xtensor
 };
 
-template <class S>
-Kind classify(const S& in, std::size_t in_size, const Shape& out, std::size_t out_size)
+template <class S> Kind classify(const S& in, std::size_t in_size, const Shape& out, std::size_t out_size)
 {
     if (in_size == out_size) return Kind::full;
     if (in_size == 1) return Kind::scalar;
@@ -60,40 +58,32 @@ Kind classify(const S& in, std::size_t in_size, const Shape& out, std::size_t ou
 }
 
 // Argument wrappers: an output-sized array, a row repeated per output row, a scalar.
-template <class T>
-struct Full {
+template <class T> struct Full {
     const T* p;
 };
-template <class T>
-struct Row {
+template <class T> struct Row {
     const T* p;
 };
 
-template <class T>
-inline const T* at(Full<T> a, std::size_t off) noexcept
+template <class T> inline const T* at(Full<T> a, std::size_t off) noexcept
 {
     return a.p + off;
 }
-template <class T>
-inline const T* at(Row<T> a, std::size_t) noexcept
+template <class T> inline const T* at(Row<T> a, std::size_t) noexcept
 {
     return a.p;
 }
-template <class T>
-inline kernel::Bcast<T> at(kernel::Bcast<T> a, std::size_t) noexcept
+template <class T> inline kernel::Bcast<T> at(kernel::Bcast<T> a, std::size_t) noexcept
 {
     return a;
 }
 
-template <class A>
-struct is_row : std::false_type {};
-template <class T>
-struct is_row<Row<T>> : std::true_type {};
+template <class A> struct is_row : std::false_type {};
+template <class T> struct is_row<Row<T>> : std::true_type {};
 
 /// dst[i] (=|+=) f(args...) over n output elements, rows of length m when an argument
 /// repeats per row.
-template <class T, class F, class... A>
-void run(bool add, std::size_t n, std::size_t m, T* dst, F f, A... args)
+template <class T, class F, class... A> void run(bool add, std::size_t n, std::size_t m, T* dst, F f, A... args)
 {
     if constexpr ((is_row<A>::value || ...)) {
         for (std::size_t off = 0; off < n; off += m) kernel::map_to(add, m, dst + off, f, at(args, off)...);
@@ -104,20 +94,24 @@ void run(bool add, std::size_t n, std::size_t m, T* dst, F f, A... args)
 
 /// Calls k(wrapped) with the input wrapped for its kind (general inputs must have been
 /// materialised to full first).
-template <class T, class K>
-void with_kind(Kind kind, const T* p, K&& k)
+template <class T, class K> void with_kind(Kind kind, const T* p, K&& k)
 {
     switch (kind) {
-    case Kind::scalar: k(kernel::Bcast<T>{p[0]}); break;
-    case Kind::suffix: k(Row<T>{p}); break;
-    default: k(Full<T>{p}); break;
+    case Kind::scalar:
+        k(kernel::Bcast<T>{p[0]});
+        break;
+    case Kind::suffix:
+        k(Row<T>{p});
+        break;
+    default:
+        k(Full<T>{p});
+        break;
     }
 }
 
 /// Everything a binary op needs to run its kernels: the broadcast shape, each input's
 /// kind, the row length, and materialised copies of inputs in the general case.
-template <class T>
-struct Binary {
+template <class T> struct Binary {
     Shape shape;
     std::size_t n = 0;
     std::size_t m = 1;
@@ -172,8 +166,7 @@ struct Binary {
 
     /// dst (n elements) (=|+=) f(extra..., a, b, tail...) where `extra` and `tail` are
     /// output-sized arrays (e.g. the upstream gradient and the output).
-    template <class F, class... Pre>
-    void eval(bool add, T* dst, F f, Pre... pre) const
+    template <class F, class... Pre> void eval(bool add, T* dst, F f, Pre... pre) const
     {
         with_kind(ka, a, [&](auto wa) {
             with_kind(kb, b, [&](auto wb) { run(add, n, m, dst, f, Full<T>{pre}..., wa, wb); });
@@ -181,16 +174,14 @@ struct Binary {
     }
 };
 
-template <class T>
-std::vector<T>& tmp_buffer()
+template <class T> std::vector<T>& tmp_buffer()
 {
     static thread_local std::vector<T> buf;
     return buf;
 }
 
 /// Forward of a broadcasting binary op: out = f(a, b).
-template <class T, class F>
-void binary_forward(Ctx<T>& c, F f)
+template <class T, class F> void binary_forward(Ctx<T>& c, F f)
 {
     const Binary<T> p(c.input(0), c.input(1));
     auto& y = c.out();
@@ -201,8 +192,7 @@ void binary_forward(Ctx<T>& c, F f)
 /// Backward of a broadcasting binary op: grad_a = fa(grad_out, a, b), grad_b = fb(grad_out,
 /// a, b), each reduced to its input's shape. Functors take (g, a, b) and may read the
 /// output through `y` when passed `with_output`.
-template <class T, class FA, class FB>
-void binary_backward(Ctx<T>& c, FA fa, FB fb)
+template <class T, class FA, class FB> void binary_backward(Ctx<T>& c, FA fa, FB fb)
 {
     const Binary<T> p(c.input(0), c.input(1));
     const T* g = c.grad_out().data();
@@ -229,8 +219,7 @@ void binary_backward(Ctx<T>& c, FA fa, FB fb)
 }
 
 /// Forward of a unary op: out = f(x).
-template <class T, class F>
-void unary_forward(Ctx<T>& c, F f)
+template <class T, class F> void unary_forward(Ctx<T>& c, F f)
 {
     const auto& x = c.input(0);
     auto& y = c.out();
@@ -239,13 +228,11 @@ void unary_forward(Ctx<T>& c, F f)
 }
 
 /// Backward of a unary op: grad_x (=|+=) f(grad_out, x, y).
-template <class T, class F>
-void unary_backward(Ctx<T>& c, F f)
+template <class T, class F> void unary_backward(Ctx<T>& c, F f)
 {
     if (!c.needs_grad(0)) return;
     GradSlot<T> s = c.grad_slot(0);
-    kernel::map_to(s.add, c.input(0).size(), s.data, f, c.grad_out().data(), c.input(0).data(),
-                   c.out().data());
+    kernel::map_to(s.add, c.input(0).size(), s.data, f, c.grad_out().data(), c.input(0).data(), c.out().data());
 }
 
 }  // namespace tg::ew

@@ -14,8 +14,7 @@
 namespace tg {
 namespace detail {
 
-template <class T>
-Tape<T>& Tape<T>::current()
+template <class T> Tape<T>& Tape<T>::current()
 {
     static thread_local Tape<T> tape;
     return tape;
@@ -24,8 +23,7 @@ Tape<T>& Tape<T>::current()
 template class Tape<float>;
 template class Tape<double>;
 
-template <class T>
-Scratch<T>& scratch()
+template <class T> Scratch<T>& scratch()
 {
     static thread_local Scratch<T> s;
     return s;
@@ -35,8 +33,8 @@ template Scratch<double>& scratch<double>();
 
 void throw_stale(const char* where, std::uint64_t var_pass, std::uint64_t tape_pass, bool spent)
 {
-    std::string msg = std::string(where) + ": this Var is stale: it was recorded in pass " +
-                      std::to_string(var_pass) + " of the tape, which ";
+    std::string msg = std::string(where) + ": this Var is stale: it was recorded in pass " + std::to_string(var_pass) +
+                      " of the tape, which ";
     if (spent && tape_pass == var_pass + 1)
         msg += "has been backpropagated; recording a new op starts pass " + std::to_string(tape_pass);
     else
@@ -66,16 +64,14 @@ void throw_version(const char* op, std::size_t input, std::uint32_t now, std::ui
 
 namespace {
 
-template <class S>
-std::size_t product(const S& s)
+template <class S> std::size_t product(const S& s)
 {
     std::size_t p = 1;
     for (auto d : s) p *= d;
     return p;
 }
 
-template <class T>
-void add_or_assign(T* dst, const T* src, std::size_t n, bool add)
+template <class T> void add_or_assign(T* dst, const T* src, std::size_t n, bool add)
 {
     if (add) {
         for (std::size_t i = 0; i < n; ++i) dst[i] += src[i];
@@ -161,16 +157,14 @@ template void accumulate_reduced<double>(const char*, std::size_t, Node<double>&
 
 // The reverse sweep: seed the output, then walk the entries from the output's down to the
 // first, calling each backward whose output received a gradient.
-template <class T>
-void run_backward(Node<T>* out, BackwardOptions options)
+template <class T> void run_backward(Node<T>* out, BackwardOptions options)
 {
     if (!out->requires_grad) {
         throw Error("backward: the output does not require grad: no parameter reaches it, or it was "
                     "computed under NoGradGuard");
     }
     auto& tape = static_cast<Tape<T>&>(*out->tape);
-    if (&tape != &Tape<T>::current())
-        throw Error("backward: the output was recorded on another thread's tape");
+    if (&tape != &Tape<T>::current()) throw Error("backward: the output was recorded on another thread's tape");
     if (tape.spent) {
         throw Error("backward: this pass was already backpropagated and its graph freed; pass "
                     "tg::retain_graph to the first backward to backpropagate through it again");
@@ -192,8 +186,7 @@ void run_backward(Node<T>* out, BackwardOptions options)
 
 }  // namespace detail
 
-template <class T>
-const xt::xarray<T>& Var<T>::grad() const&
+template <class T> const xt::xarray<T>& Var<T>::grad() const&
 {
     detail::Node<T>* n = node("grad");
     if (!n->has_grad) {
@@ -206,8 +199,7 @@ const xt::xarray<T>& Var<T>::grad() const&
     return n->grad;
 }
 
-template <class T>
-T Var<T>::item() const
+template <class T> T Var<T>::item() const
 {
     detail::Node<T>* n = node("item");
     if (n->value.size() != 1)
@@ -215,8 +207,7 @@ T Var<T>::item() const
     return n->value.data()[0];
 }
 
-template <class T>
-void Var<T>::backward(BackwardOptions options)
+template <class T> void Var<T>::backward(BackwardOptions options)
 {
     detail::Node<T>* n = node("backward");
     if (n->value.size() != 1) {
@@ -237,8 +228,7 @@ void Var<T>::backward(BackwardOptions options)
     detail::run_backward(n, options);
 }
 
-template <class T>
-void Var<T>::backward(const xt::xarray<T>& seed, BackwardOptions options)
+template <class T> void Var<T>::backward(const xt::xarray<T>& seed, BackwardOptions options)
 {
     detail::Node<T>* n = node("backward");
     if (seed.shape() != n->value.shape()) {
@@ -256,8 +246,7 @@ void Var<T>::backward(const xt::xarray<T>& seed, BackwardOptions options)
     detail::run_backward(n, options);
 }
 
-template <class T>
-void Var<T>::set_value(const xt::xarray<T>& value) const
+template <class T> void Var<T>::set_value(const xt::xarray<T>& value) const
 {
     detail::Node<T>* n = node("set_value");
     if (n->tape != nullptr)
@@ -270,8 +259,7 @@ void Var<T>::set_value(const xt::xarray<T>& value) const
     ++n->version;
 }
 
-template <class T>
-xt::xarray<T>& Var<T>::mutable_value() const
+template <class T> xt::xarray<T>& Var<T>::mutable_value() const
 {
     detail::Node<T>* n = node("mutable_value");
     if (n->tape != nullptr)
@@ -281,8 +269,7 @@ xt::xarray<T>& Var<T>::mutable_value() const
     return n->value;
 }
 
-template <class T>
-void Var<T>::zero_grad() const
+template <class T> void Var<T>::zero_grad() const
 {
     node("zero_grad")->has_grad = false;
 }
@@ -290,8 +277,7 @@ void Var<T>::zero_grad() const
 template class Var<float>;
 template class Var<double>;
 
-template <class T>
-Var<T> parameter(xt::xarray<T> value)
+template <class T> Var<T> parameter(xt::xarray<T> value)
 {
     auto* n = new detail::Node<T>();
     n->value = std::move(value);
@@ -300,8 +286,7 @@ Var<T> parameter(xt::xarray<T> value)
     return Var<T>::adopt(n, 0);
 }
 
-template <class T>
-Var<T> constant(xt::xarray<T> value)
+template <class T> Var<T> constant(xt::xarray<T> value)
 {
     auto* n = new detail::Node<T>();
     n->value = std::move(value);

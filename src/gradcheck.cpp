@@ -13,8 +13,7 @@
 namespace tg {
 namespace {
 
-template <class S>
-std::vector<std::size_t> unravel(std::size_t flat, const S& shape)
+template <class S> std::vector<std::size_t> unravel(std::size_t flat, const S& shape)
 {
     std::vector<std::size_t> idx(shape.size());
     for (std::size_t j = shape.size(); j-- > 0;) {

@@ -44,9 +44,15 @@ constexpr Dtype all_dtypes[] = {Dtype::f64, Dtype::f32, Dtype::f16, Dtype::bf16,
 
 thread_local std::optional<std::size_t> fail_writes_after_bytes;
 
-std::string quote(const std::string& s) { return "'" + s + "'"; }
+std::string quote(const std::string& s)
+{
+    return "'" + s + "'";
+}
 
-std::string system_message(int error) { return std::error_code(error, std::generic_category()).message(); }
+std::string system_message(int error)
+{
+    return std::error_code(error, std::generic_category()).message();
+}
 
 // --- bytes ----------------------------------------------------------------------------
 
@@ -57,22 +63,19 @@ using UintOf = std::conditional_t<
     std::conditional_t<sizeof(T) == 4, std::uint32_t, std::conditional_t<sizeof(T) == 2, std::uint16_t, std::uint8_t>>>;
 
 // Byte by byte, so the files are little-endian whatever the host is.
-template <class U>
-U load_le(const unsigned char* p)
+template <class U> U load_le(const unsigned char* p)
 {
     U v = 0;
     for (std::size_t i = sizeof(U); i-- > 0;) v = static_cast<U>((std::uint64_t{v} << 8) | p[i]);
     return v;
 }
 
-template <class U>
-void store_le(unsigned char* p, U v)
+template <class U> void store_le(unsigned char* p, U v)
 {
     for (std::size_t i = 0; i < sizeof(U); ++i) p[i] = static_cast<unsigned char>(std::uint64_t{v} >> (8 * i));
 }
 
-template <class To, class From>
-To bit_cast(const From& from)
+template <class To, class From> To bit_cast(const From& from)
 {
     static_assert(sizeof(To) == sizeof(From));
     To to;
@@ -117,8 +120,7 @@ void check_bytes(const Tensor& t, const std::string& where)
 
 // --- conversions ----------------------------------------------------------------------
 
-template <class T>
-constexpr Dtype dtype_of()
+template <class T> constexpr Dtype dtype_of()
 {
     if constexpr (std::is_same_v<T, float>) return Dtype::f32;
     if constexpr (std::is_same_v<T, double>) return Dtype::f64;
@@ -127,8 +129,7 @@ constexpr Dtype dtype_of()
     if constexpr (std::is_same_v<T, std::uint8_t>) return Dtype::u8;
 }
 
-template <class T>
-const char* type_name()
+template <class T> const char* type_name()
 {
     if constexpr (std::is_same_v<T, float>) return "float";
     if constexpr (std::is_same_v<T, double>) return "double";
@@ -139,24 +140,39 @@ const char* type_name()
 
 // Calls f(i, value) for every element: a double for the floating dtypes, an int64 for the
 // integer dtypes and BOOL, so that no integer passes through a double on the way.
-template <class F>
-void for_each_element(const Tensor& t, const std::string& where, F f)
+template <class F> void for_each_element(const Tensor& t, const std::string& where, F f)
 {
     const unsigned char* p = t.bytes.data();
     const std::size_t n = t.bytes.size() / dtype_size(t.dtype);
     for (std::size_t i = 0; i < n; ++i) {
         switch (t.dtype) {
-        case Dtype::f64: f(i, bit_cast<double>(load_le<std::uint64_t>(p + 8 * i))); break;
-        case Dtype::f32: f(i, double{bit_cast<float>(load_le<std::uint32_t>(p + 4 * i))}); break;
-        case Dtype::f16: f(i, half_to_double(load_le<std::uint16_t>(p + 2 * i))); break;
+        case Dtype::f64:
+            f(i, bit_cast<double>(load_le<std::uint64_t>(p + 8 * i)));
+            break;
+        case Dtype::f32:
+            f(i, double{bit_cast<float>(load_le<std::uint32_t>(p + 4 * i))});
+            break;
+        case Dtype::f16:
+            f(i, half_to_double(load_le<std::uint16_t>(p + 2 * i)));
+            break;
         case Dtype::bf16:  // the upper half of a float32
             f(i, double{bit_cast<float>(std::uint32_t{load_le<std::uint16_t>(p + 2 * i)} << 16)});
             break;
-        case Dtype::i64: f(i, bit_cast<std::int64_t>(load_le<std::uint64_t>(p + 8 * i))); break;
-        case Dtype::i32: f(i, std::int64_t{bit_cast<std::int32_t>(load_le<std::uint32_t>(p + 4 * i))}); break;
-        case Dtype::i16: f(i, std::int64_t{bit_cast<std::int16_t>(load_le<std::uint16_t>(p + 2 * i))}); break;
-        case Dtype::i8: f(i, std::int64_t{bit_cast<std::int8_t>(p[i])}); break;
-        case Dtype::u8: f(i, std::int64_t{p[i]}); break;
+        case Dtype::i64:
+            f(i, bit_cast<std::int64_t>(load_le<std::uint64_t>(p + 8 * i)));
+            break;
+        case Dtype::i32:
+            f(i, std::int64_t{bit_cast<std::int32_t>(load_le<std::uint32_t>(p + 4 * i))});
+            break;
+        case Dtype::i16:
+            f(i, std::int64_t{bit_cast<std::int16_t>(load_le<std::uint16_t>(p + 2 * i))});
+            break;
+        case Dtype::i8:
+            f(i, std::int64_t{bit_cast<std::int8_t>(p[i])});
+            break;
+        case Dtype::u8:
+            f(i, std::int64_t{p[i]});
+            break;
         case Dtype::boolean:
             if (p[i] > 1) {
                 throw Error(where + ": element " + std::to_string(i) + " of the BOOL tensor is byte " +
@@ -177,8 +193,7 @@ template <class T, class V>
     throw Error(out.str());
 }
 
-template <class T>
-T narrow(double v, std::size_t i, Dtype from, const std::string& where)
+template <class T> T narrow(double v, std::size_t i, Dtype from, const std::string& where)
 {
     if constexpr (std::is_floating_point_v<T>) {
         // Out of range is undefined behaviour in C++, not infinity; NaN and inf carry over.
@@ -194,8 +209,7 @@ T narrow(double v, std::size_t i, Dtype from, const std::string& where)
     return static_cast<T>(v);
 }
 
-template <class T>
-T narrow(std::int64_t v, std::size_t i, Dtype from, const std::string& where)
+template <class T> T narrow(std::int64_t v, std::size_t i, Dtype from, const std::string& where)
 {
     if constexpr (std::is_integral_v<T> && !std::is_same_v<T, std::int64_t>) {
         if (v < std::numeric_limits<T>::lowest() || v > std::numeric_limits<T>::max()) {
@@ -205,8 +219,7 @@ T narrow(std::int64_t v, std::size_t i, Dtype from, const std::string& where)
     return static_cast<T>(v);
 }
 
-template <class T>
-xt::xarray<T> convert(const Tensor& t, const std::string& where)
+template <class T> xt::xarray<T> convert(const Tensor& t, const std::string& where)
 {
     check_bytes(t, where + ": the tensor");
     xt::xarray<T> out = xt::xarray<T>::from_shape(t.shape);
@@ -337,7 +350,10 @@ json parse_header(const std::string& text, const std::string& source)
     }
 }
 
-bool is_index(const json& v) { return v.is_number_unsigned(); }
+bool is_index(const json& v)
+{
+    return v.is_number_unsigned();
+}
 
 // A JSON value for a message, cut short (at a character boundary) if long.
 std::string excerpt(const json& v)
@@ -401,16 +417,26 @@ Tensor read_entry(const json& entry, const std::string& where, std::pair<std::ui
 const char* dtype_name(Dtype dtype)
 {
     switch (dtype) {
-    case Dtype::f64: return "F64";
-    case Dtype::f32: return "F32";
-    case Dtype::f16: return "F16";
-    case Dtype::bf16: return "BF16";
-    case Dtype::i64: return "I64";
-    case Dtype::i32: return "I32";
-    case Dtype::i16: return "I16";
-    case Dtype::i8: return "I8";
-    case Dtype::u8: return "U8";
-    case Dtype::boolean: return "BOOL";
+    case Dtype::f64:
+        return "F64";
+    case Dtype::f32:
+        return "F32";
+    case Dtype::f16:
+        return "F16";
+    case Dtype::bf16:
+        return "BF16";
+    case Dtype::i64:
+        return "I64";
+    case Dtype::i32:
+        return "I32";
+    case Dtype::i16:
+        return "I16";
+    case Dtype::i8:
+        return "I8";
+    case Dtype::u8:
+        return "U8";
+    case Dtype::boolean:
+        return "BOOL";
     }
     throw Error("dtype_name: invalid Dtype value " + std::to_string(static_cast<int>(dtype)));
 }
@@ -419,15 +445,19 @@ std::size_t dtype_size(Dtype dtype)
 {
     switch (dtype) {
     case Dtype::f64:
-    case Dtype::i64: return 8;
+    case Dtype::i64:
+        return 8;
     case Dtype::f32:
-    case Dtype::i32: return 4;
+    case Dtype::i32:
+        return 4;
     case Dtype::f16:
     case Dtype::bf16:
-    case Dtype::i16: return 2;
+    case Dtype::i16:
+        return 2;
     case Dtype::i8:
     case Dtype::u8:
-    case Dtype::boolean: return 1;
+    case Dtype::boolean:
+        return 1;
     }
     throw Error("dtype_size: invalid Dtype value " + std::to_string(static_cast<int>(dtype)));
 }
@@ -442,8 +472,7 @@ std::size_t Tensor::numel() const
     return n;
 }
 
-template <class T>
-Tensor Tensor::from(const xt::xarray<T>& array)
+template <class T> Tensor Tensor::from(const xt::xarray<T>& array)
 {
     using U = UintOf<T>;
     Tensor t;
@@ -455,8 +484,7 @@ Tensor Tensor::from(const xt::xarray<T>& array)
     return t;
 }
 
-template <class T>
-xt::xarray<T> Tensor::to() const
+template <class T> xt::xarray<T> Tensor::to() const
 {
     return convert<T>(*this, "Tensor::to");
 }
@@ -465,9 +493,18 @@ bool operator==(const Tensor& a, const Tensor& b)
 {
     return a.dtype == b.dtype && a.shape == b.shape && a.bytes == b.bytes;
 }
-bool operator!=(const Tensor& a, const Tensor& b) { return !(a == b); }
-bool operator==(const File& a, const File& b) { return a.tensors == b.tensors && a.metadata == b.metadata; }
-bool operator!=(const File& a, const File& b) { return !(a == b); }
+bool operator!=(const Tensor& a, const Tensor& b)
+{
+    return !(a == b);
+}
+bool operator==(const File& a, const File& b)
+{
+    return a.tensors == b.tensors && a.metadata == b.metadata;
+}
+bool operator!=(const File& a, const File& b)
+{
+    return !(a == b);
+}
 
 namespace {
 
@@ -567,7 +604,10 @@ void write_all(int fd, const std::string& bytes, std::optional<std::size_t> fail
 
 }  // namespace
 
-std::string serialize(const File& file) { return serialize_as(file, "serialize"); }
+std::string serialize(const File& file)
+{
+    return serialize_as(file, "serialize");
+}
 
 File parse(const std::string& bytes, const std::string& source)
 {
@@ -672,7 +712,10 @@ File parse(const std::string& bytes, const std::string& source)
     return file;
 }
 
-File load(const std::string& path) { return parse(read_file(path), path); }
+File load(const std::string& path)
+{
+    return parse(read_file(path), path);
+}
 
 void save(const std::string& path, const File& file)
 {
@@ -730,8 +773,7 @@ void save_parameters(const std::string& path, const nn::Module<T>& module, std::
     save(path, file);
 }
 
-template <class T>
-void load_parameters(const std::string& path, nn::Module<T>& module)
+template <class T> void load_parameters(const std::string& path, nn::Module<T>& module)
 {
     const File file = load(path);
     const auto params = module.named_parameters();
@@ -774,12 +816,15 @@ void load_parameters(const std::string& path, nn::Module<T>& module)
 
 namespace detail {
 
-void fail_writes_after(std::size_t bytes) { fail_writes_after_bytes = bytes; }
+void fail_writes_after(std::size_t bytes)
+{
+    fail_writes_after_bytes = bytes;
+}
 
 }  // namespace detail
 
-#define TAPEGRAD_IO_ELEMENT(T)                                   \
-    template Tensor Tensor::from<T>(const xt::xarray<T>& array); \
+#define TAPEGRAD_IO_ELEMENT(T)                                                                                         \
+    template Tensor Tensor::from<T>(const xt::xarray<T>& array);                                                       \
     template xt::xarray<T> Tensor::to<T>() const;
 TAPEGRAD_IO_ELEMENT(float)
 TAPEGRAD_IO_ELEMENT(double)
@@ -788,8 +833,8 @@ TAPEGRAD_IO_ELEMENT(std::int32_t)
 TAPEGRAD_IO_ELEMENT(std::uint8_t)
 #undef TAPEGRAD_IO_ELEMENT
 
-#define TAPEGRAD_IO_MODEL(T)                                                                                        \
-    template void save_parameters<T>(const std::string&, const nn::Module<T>&, std::map<std::string, std::string>); \
+#define TAPEGRAD_IO_MODEL(T)                                                                                           \
+    template void save_parameters<T>(const std::string&, const nn::Module<T>&, std::map<std::string, std::string>);    \
     template void load_parameters<T>(const std::string&, nn::Module<T>&);
 TAPEGRAD_IO_MODEL(float)
 TAPEGRAD_IO_MODEL(double)

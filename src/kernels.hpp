@@ -14,39 +14,32 @@
 
 namespace tg::kernel {
 
-template <class T>
-using batch = xsimd::batch<T>;
+template <class T> using batch = xsimd::batch<T>;
 
 /// A scalar broadcast to every element.
-template <class T>
-struct Bcast {
+template <class T> struct Bcast {
     T v;
 };
 
-template <class T>
-inline batch<T> vload(const T* p, std::size_t i) noexcept
+template <class T> inline batch<T> vload(const T* p, std::size_t i) noexcept
 {
     return batch<T>::load_unaligned(p + i);
 }
-template <class T>
-inline batch<T> vload(Bcast<T> s, std::size_t) noexcept
+template <class T> inline batch<T> vload(Bcast<T> s, std::size_t) noexcept
 {
     return batch<T>(s.v);
 }
-template <class T>
-inline T sload(const T* p, std::size_t i) noexcept
+template <class T> inline T sload(const T* p, std::size_t i) noexcept
 {
     return p[i];
 }
-template <class T>
-inline T sload(Bcast<T> s, std::size_t) noexcept
+template <class T> inline T sload(Bcast<T> s, std::size_t) noexcept
 {
     return s.v;
 }
 
 /// y[i] = f(args[i]...) (or y[i] += ... when Add), for i in [0, n).
-template <bool Add, class T, class F, class... A>
-inline void map(std::size_t n, T* y, F f, A... args) noexcept
+template <bool Add, class T, class F, class... A> inline void map(std::size_t n, T* y, F f, A... args) noexcept
 {
     constexpr std::size_t w = batch<T>::size;
     std::size_t i = 0;
@@ -66,8 +59,7 @@ inline void map(std::size_t n, T* y, F f, A... args) noexcept
 }
 
 /// map<true> or map<false> chosen at run time.
-template <class T, class F, class... A>
-inline void map_to(bool add, std::size_t n, T* y, F f, A... args) noexcept
+template <class T, class F, class... A> inline void map_to(bool add, std::size_t n, T* y, F f, A... args) noexcept
 {
     if (add) {
         map<true>(n, y, f, args...);
@@ -77,8 +69,7 @@ inline void map_to(bool add, std::size_t n, T* y, F f, A... args) noexcept
 }
 
 /// Sum of n contiguous values.
-template <class T>
-inline T sum(std::size_t n, const T* x) noexcept
+template <class T> inline T sum(std::size_t n, const T* x) noexcept
 {
     constexpr std::size_t w = batch<T>::size;
     std::size_t i = 0;
@@ -93,8 +84,7 @@ inline T sum(std::size_t n, const T* x) noexcept
 }
 
 /// Largest of n contiguous values; NaN if any value is NaN.
-template <class T>
-inline T max(std::size_t n, const T* x) noexcept
+template <class T> inline T max(std::size_t n, const T* x) noexcept
 {
     T m = x[0];
     for (std::size_t i = 1; i < n; ++i) {
@@ -104,8 +94,7 @@ inline T max(std::size_t n, const T* x) noexcept
 }
 
 /// cond ? a : b for scalars and batches alike.
-template <class C, class V>
-inline V select(const C& cond, const V& a, const V& b) noexcept
+template <class C, class V> inline V select(const C& cond, const V& a, const V& b) noexcept
 {
     if constexpr (std::is_arithmetic<V>::value) {
         return cond ? a : b;

@@ -17,17 +17,24 @@ Generator& default_generator()
     return gen;
 }
 
-void manual_seed(std::uint64_t seed) { default_generator().seed(seed); }
+void manual_seed(std::uint64_t seed)
+{
+    default_generator().seed(seed);
+}
 
 namespace nn {
 
 const char* to_string(Activation a)
 {
     switch (a) {
-    case Activation::sigmoid: return "sigmoid";
-    case Activation::tanh: return "tanh";
-    case Activation::relu: return "relu";
-    default: return "none";
+    case Activation::sigmoid:
+        return "sigmoid";
+    case Activation::tanh:
+        return "tanh";
+    case Activation::relu:
+        return "relu";
+    default:
+        return "none";
     }
 }
 
@@ -126,16 +133,14 @@ Initializer he_normal()
 
 // --- Module ------------------------------------------------------------------------------
 
-template <class T>
-std::vector<Var<T>> Module<T>::parameters() const
+template <class T> std::vector<Var<T>> Module<T>::parameters() const
 {
     std::vector<Var<T>> out;
     for (auto& np : named_parameters()) out.push_back(np.second);
     return out;
 }
 
-template <class T>
-std::size_t Module<T>::num_parameters() const
+template <class T> std::size_t Module<T>::num_parameters() const
 {
     std::size_t n = 0;
     for (auto& np : named_parameters()) n += np.second.size();
@@ -150,8 +155,7 @@ void Module<T>::summary_rows(std::vector<SummaryRow>& rows, std::optional<std::s
     rows.push_back({prefix.empty() ? std::string("0") : prefix, type_name(), features, num_parameters()});
 }
 
-template <class T>
-std::string Module<T>::summary() const
+template <class T> std::string Module<T>::summary() const
 {
     std::vector<SummaryRow> rows;
     std::optional<std::size_t> features;
@@ -160,7 +164,8 @@ std::string Module<T>::summary() const
     const std::string rule(65, '_');
     const std::string thick(65, '=');
     out << "Model: \"" << type_name() << "\"\n" << rule << '\n';
-    out << std::left << ' ' << std::setw(28) << "Layer (type)" << std::setw(26) << "Output Shape" << "Param #\n";
+    out << std::left << ' ' << std::setw(28) << "Layer (type)" << std::setw(26) << "Output Shape"
+        << "Param #\n";
     out << thick << '\n';
     std::size_t total = 0;
     for (const auto& r : rows) {
@@ -175,8 +180,7 @@ std::string Module<T>::summary() const
     return out.str();
 }
 
-template <class T>
-void Module<T>::print_summary(std::ostream& out) const
+template <class T> void Module<T>::print_summary(std::ostream& out) const
 {
     out << summary();
 }
@@ -196,8 +200,7 @@ Dense<T>::Dense(std::size_t in, std::size_t out, Activation activation, const in
     bias_ = parameter(bias_init.make<T>({out}, in, out, gen));
 }
 
-template <class T>
-Var<T> Dense<T>::forward(const Var<T>& x)
+template <class T> Var<T> Dense<T>::forward(const Var<T>& x)
 {
     const auto& s = x.shape();
     if (s.size() != 2 || s[1] != in_) {
@@ -206,56 +209,50 @@ Var<T> Dense<T>::forward(const Var<T>& x)
     }
     Var<T> y = linear(x, weight_, bias_);
     switch (activation_) {
-    case Activation::sigmoid: return sigmoid(y);
-    case Activation::tanh: return tanh(y);
-    case Activation::relu: return relu(y);
-    default: return y;
+    case Activation::sigmoid:
+        return sigmoid(y);
+    case Activation::tanh:
+        return tanh(y);
+    case Activation::relu:
+        return relu(y);
+    default:
+        return y;
     }
 }
 
-template <class T>
-std::vector<std::pair<std::string, Var<T>>> Dense<T>::named_parameters() const
+template <class T> std::vector<std::pair<std::string, Var<T>>> Dense<T>::named_parameters() const
 {
     return {{"weight", weight_}, {"bias", bias_}};
 }
 
-template <class T>
-std::string Dense<T>::type_name() const
+template <class T> std::string Dense<T>::type_name() const
 {
     return activation_ == Activation::none ? "Dense" : std::string("Dense, ") + to_string(activation_);
 }
 
-template <class T>
-Var<T> Sigmoid<T>::forward(const Var<T>& x)
+template <class T> Var<T> Sigmoid<T>::forward(const Var<T>& x)
 {
     return sigmoid(x);
 }
-template <class T>
-Var<T> Tanh<T>::forward(const Var<T>& x)
+template <class T> Var<T> Tanh<T>::forward(const Var<T>& x)
 {
     return tanh(x);
 }
-template <class T>
-Var<T> ReLU<T>::forward(const Var<T>& x)
+template <class T> Var<T> ReLU<T>::forward(const Var<T>& x)
 {
     return relu(x);
 }
 
 // --- Dropout -----------------------------------------------------------------------------
 
-template <class T>
-Dropout<T>::Dropout(double p) : Dropout(p, default_generator()())
-{
-}
+template <class T> Dropout<T>::Dropout(double p) : Dropout(p, default_generator()()) {}
 
-template <class T>
-Dropout<T>::Dropout(double p, std::uint64_t seed) : p_(p), gen_(seed)
+template <class T> Dropout<T>::Dropout(double p, std::uint64_t seed) : p_(p), gen_(seed)
 {
     if (!(p >= 0.0 && p < 1.0)) throw Error("Dropout: p must be in [0, 1), got " + std::to_string(p));
 }
 
-template <class T>
-Var<T> Dropout<T>::forward(const Var<T>& x)
+template <class T> Var<T> Dropout<T>::forward(const Var<T>& x)
 {
     if (!this->training_ || p_ == 0.0) return x;
     return dropout(x, static_cast<T>(p_), gen_);
@@ -263,14 +260,12 @@ Var<T> Dropout<T>::forward(const Var<T>& x)
 
 // --- Sequential --------------------------------------------------------------------------
 
-template <class T>
-Sequential<T>::Sequential(std::initializer_list<AnyModule<T>> modules)
+template <class T> Sequential<T>::Sequential(std::initializer_list<AnyModule<T>> modules)
 {
     for (const auto& m : modules) add(m);
 }
 
-template <class T>
-Sequential<T>& Sequential<T>::add(AnyModule<T> module)
+template <class T> Sequential<T>& Sequential<T>::add(AnyModule<T> module)
 {
     if (!module.ptr()) throw Error("Sequential::add: the module is null");
     module.ptr()->train(this->training_);
@@ -278,8 +273,7 @@ Sequential<T>& Sequential<T>::add(AnyModule<T> module)
     return *this;
 }
 
-template <class T>
-Var<T> Sequential<T>::forward(const Var<T>& x)
+template <class T> Var<T> Sequential<T>::forward(const Var<T>& x)
 {
     if (modules_.empty()) return x;
     Var<T> h = modules_[0]->forward(x);
@@ -287,42 +281,39 @@ Var<T> Sequential<T>::forward(const Var<T>& x)
     return h;
 }
 
-template <class T>
-std::vector<std::pair<std::string, Var<T>>> Sequential<T>::named_parameters() const
+template <class T> std::vector<std::pair<std::string, Var<T>>> Sequential<T>::named_parameters() const
 {
     std::vector<std::pair<std::string, Var<T>>> out;
     for (std::size_t i = 0; i < modules_.size(); ++i) {
-        for (auto& np : modules_[i]->named_parameters()) out.emplace_back(std::to_string(i) + "." + np.first, np.second);
+        for (auto& np : modules_[i]->named_parameters())
+            out.emplace_back(std::to_string(i) + "." + np.first, np.second);
     }
     return out;
 }
 
-template <class T>
-std::vector<std::pair<std::string, Generator*>> Sequential<T>::named_generators()
+template <class T> std::vector<std::pair<std::string, Generator*>> Sequential<T>::named_generators()
 {
     std::vector<std::pair<std::string, Generator*>> out;
     for (std::size_t i = 0; i < modules_.size(); ++i) {
-        for (auto& ng : modules_[i]->named_generators()) out.emplace_back(std::to_string(i) + "." + ng.first, ng.second);
+        for (auto& ng : modules_[i]->named_generators())
+            out.emplace_back(std::to_string(i) + "." + ng.first, ng.second);
     }
     return out;
 }
 
-template <class T>
-void Sequential<T>::train(bool on)
+template <class T> void Sequential<T>::train(bool on)
 {
     this->training_ = on;
     for (auto& m : modules_) m->train(on);
 }
 
-template <class T>
-std::optional<std::size_t> Sequential<T>::output_features(std::optional<std::size_t> in) const
+template <class T> std::optional<std::size_t> Sequential<T>::output_features(std::optional<std::size_t> in) const
 {
     for (auto& m : modules_) in = m->output_features(in);
     return in;
 }
 
-template <class T>
-Module<T>& Sequential<T>::operator[](std::size_t i) const
+template <class T> Module<T>& Sequential<T>::operator[](std::size_t i) const
 {
     if (i >= modules_.size()) {
         throw Error("Sequential: index " + std::to_string(i) + " is out of range for " +
@@ -331,8 +322,7 @@ Module<T>& Sequential<T>::operator[](std::size_t i) const
     return *modules_[i];
 }
 
-template <class T>
-void Sequential<T>::throw_wrong_type(std::size_t i) const
+template <class T> void Sequential<T>::throw_wrong_type(std::size_t i) const
 {
     throw Error("Sequential::at: module " + std::to_string(i) + " is a " + modules_[i]->type_name() +
                 ", not the requested type");
@@ -348,13 +338,13 @@ void Sequential<T>::summary_rows(std::vector<typename Module<T>::SummaryRow>& ro
     }
 }
 
-#define TAPEGRAD_NN_INSTANTIATE(T) \
-    template class Module<T>;      \
-    template class Dense<T>;       \
-    template class Sigmoid<T>;     \
-    template class Tanh<T>;        \
-    template class ReLU<T>;        \
-    template class Dropout<T>;     \
+#define TAPEGRAD_NN_INSTANTIATE(T)                                                                                     \
+    template class Module<T>;                                                                                          \
+    template class Dense<T>;                                                                                           \
+    template class Sigmoid<T>;                                                                                         \
+    template class Tanh<T>;                                                                                            \
+    template class ReLU<T>;                                                                                            \
+    template class Dropout<T>;                                                                                         \
     template class Sequential<T>;
 TAPEGRAD_NN_INSTANTIATE(float)
 TAPEGRAD_NN_INSTANTIATE(double)

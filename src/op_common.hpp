@@ -12,17 +12,17 @@
 #include "tapegrad/ops.hpp"
 
 /// Instantiates `Var<T> NAME(const Var<T>&)` for float and double.
-#define TAPEGRAD_INSTANTIATE_UNARY(NAME)                          \
-    template ::tg::Var<float> NAME<float>(const ::tg::Var<float>&); \
+#define TAPEGRAD_INSTANTIATE_UNARY(NAME)                                                                               \
+    template ::tg::Var<float> NAME<float>(const ::tg::Var<float>&);                                                    \
     template ::tg::Var<double> NAME<double>(const ::tg::Var<double>&);
 
 /// Instantiates the Var-Var, Var-scalar and scalar-Var forms of a binary op.
-#define TAPEGRAD_INSTANTIATE_BINARY(NAME)                                                  \
-    template ::tg::Var<float> NAME<float>(const ::tg::Var<float>&, const ::tg::Var<float>&);    \
-    template ::tg::Var<double> NAME<double>(const ::tg::Var<double>&, const ::tg::Var<double>&); \
-    template ::tg::Var<float> NAME<float>(const ::tg::Var<float>&, float);                      \
-    template ::tg::Var<double> NAME<double>(const ::tg::Var<double>&, double);                   \
-    template ::tg::Var<float> NAME<float>(float, const ::tg::Var<float>&);                      \
+#define TAPEGRAD_INSTANTIATE_BINARY(NAME)                                                                              \
+    template ::tg::Var<float> NAME<float>(const ::tg::Var<float>&, const ::tg::Var<float>&);                           \
+    template ::tg::Var<double> NAME<double>(const ::tg::Var<double>&, const ::tg::Var<double>&);                       \
+    template ::tg::Var<float> NAME<float>(const ::tg::Var<float>&, float);                                             \
+    template ::tg::Var<double> NAME<double>(const ::tg::Var<double>&, double);                                         \
+    template ::tg::Var<float> NAME<float>(float, const ::tg::Var<float>&);                                             \
     template ::tg::Var<double> NAME<double>(double, const ::tg::Var<double>&);
 
 namespace tg::ew {
@@ -41,7 +41,8 @@ void gemm_grad(GradSlot<T> s, bool ta, bool tb, std::size_t m, std::size_t n, st
     auto& buf = tmp_buffer<T>();
     buf.resize(m * n);
     blas::gemm(ta, tb, m, n, k, T(1), a, lda, b, ldb, T(0), buf.data(), n);
-    kernel::map<true>(m * n, s.data, [](auto v) { return v; }, static_cast<const T*>(buf.data()));
+    kernel::map<true>(
+        m * n, s.data, [](auto v) { return v; }, static_cast<const T*>(buf.data()));
 }
 
 }  // namespace tg::ew
@@ -52,8 +53,7 @@ using Shape = std::vector<std::size_t>;
 
 /// Sample calls of a unary op over rank-0, size-1, matrix and rank-3 shapes and a
 /// transposed input, with values in [lo, hi) kept `gap` away from zero when gap > 0.
-template <class F>
-std::vector<OpSample> unary(std::mt19937_64& rng, double lo, double hi, double gap, F f)
+template <class F> std::vector<OpSample> unary(std::mt19937_64& rng, double lo, double hi, double gap, F f)
 {
     auto draw = [&](const Shape& s) {
         return gap > 0 ? sample_away_from_zero(rng, s, lo, hi, gap) : sample_uniform(rng, s, lo, hi);

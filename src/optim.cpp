@@ -26,16 +26,14 @@ void require(bool ok, const std::string& who, const std::string& what, double va
     if (!ok) throw Error(who + ": " + what + ", got " + num(value));
 }
 
-template <class V>
-inline V lane_max(const V& a, const V& b)
+template <class V> inline V lane_max(const V& a, const V& b)
 {
     return kernel::select(a < b, b, a);
 }
 
 // Runs f over [0, n) in SIMD batches and a scalar tail; f(i, tag) loads and stores itself,
 // with `tag` a batch or a scalar of T telling it which.
-template <class T, class F>
-inline void for_each_lane(std::size_t n, F f)
+template <class T, class F> inline void for_each_lane(std::size_t n, F f)
 {
     constexpr std::size_t w = kernel::batch<T>::size;
     std::size_t i = 0;
@@ -43,8 +41,7 @@ inline void for_each_lane(std::size_t n, F f)
     for (; i < n; ++i) f(i, T(0));
 }
 
-template <class V, class T>
-inline V load(const T* p, std::size_t i, V)
+template <class V, class T> inline V load(const T* p, std::size_t i, V)
 {
     if constexpr (std::is_arithmetic<V>::value) {
         return p[i];
@@ -53,8 +50,7 @@ inline V load(const T* p, std::size_t i, V)
     }
 }
 
-template <class V, class T>
-inline void store(T* p, std::size_t i, const V& v)
+template <class V, class T> inline void store(T* p, std::size_t i, const V& v)
 {
     if constexpr (std::is_arithmetic<V>::value) {
         p[i] = v;
@@ -83,8 +79,8 @@ void sgd_kernel(std::size_t n, const T* g, T* w, T* buf, bool first, T lr, T wd,
 
 // One Adam/AdamW update, torch.optim.Adam's arithmetic, element by element.
 template <class T, bool Decoupled, bool WeightDecay, bool Amsgrad>
-void adam_kernel(std::size_t n, const T* g, T* w, T* m, T* v, T* vm, T b1, T b2, T wd, T decay, T step_size,
-                 T bc2_sqrt, T eps)
+void adam_kernel(std::size_t n, const T* g, T* w, T* m, T* v, T* vm, T b1, T b2, T wd, T decay, T step_size, T bc2_sqrt,
+                 T eps)
 {
     for_each_lane<T>(n, [&](std::size_t i, auto tag) {
         using V = decltype(tag);
@@ -111,8 +107,7 @@ void adam_kernel(std::size_t n, const T* g, T* w, T* m, T* v, T* vm, T b1, T b2,
 // --- Optimizer ---------------------------------------------------------------------------
 
 template <class T>
-Optimizer<T>::Optimizer(std::vector<Var<T>> params, double lr, std::string name,
-                        std::vector<std::string> buffer_names)
+Optimizer<T>::Optimizer(std::vector<Var<T>> params, double lr, std::string name, std::vector<std::string> buffer_names)
     : params_(std::move(params)), lr_(lr), name_(std::move(name)), buffer_names_(std::move(buffer_names))
 {
     require(lr > 0, name_, "lr must be positive", lr);
@@ -134,21 +129,18 @@ Optimizer<T>::Optimizer(std::vector<Var<T>> params, double lr, std::string name,
     present_.assign(buffer_names_.size(), std::vector<bool>(params_.size(), false));
 }
 
-template <class T>
-void Optimizer<T>::zero_grad()
+template <class T> void Optimizer<T>::zero_grad()
 {
     for (auto& p : params_) p.zero_grad();
 }
 
-template <class T>
-void Optimizer<T>::set_lr(double lr)
+template <class T> void Optimizer<T>::set_lr(double lr)
 {
     require(lr > 0 || lr == 0, name_, "lr must not be negative", lr);
     lr_ = lr;
 }
 
-template <class T>
-xt::xarray<T>& Optimizer<T>::buffer(std::size_t b, std::size_t i)
+template <class T> xt::xarray<T>& Optimizer<T>::buffer(std::size_t b, std::size_t i)
 {
     if (!present_[b][i]) {
         buffers_[b][i] = xt::zeros<T>(params_[i].shape());
@@ -157,8 +149,7 @@ xt::xarray<T>& Optimizer<T>::buffer(std::size_t b, std::size_t i)
     return buffers_[b][i];
 }
 
-template <class T>
-bool Optimizer<T>::parse(const std::string& name, std::size_t& param, std::size_t& buf) const
+template <class T> bool Optimizer<T>::parse(const std::string& name, std::size_t& param, std::size_t& buf) const
 {
     const auto dot = name.find('.');
     if (dot == std::string::npos || dot == 0) return false;
@@ -179,8 +170,7 @@ bool Optimizer<T>::parse(const std::string& name, std::size_t& param, std::size_
     return false;
 }
 
-template <class T>
-void Optimizer<T>::throw_unknown(const std::string& name) const
+template <class T> void Optimizer<T>::throw_unknown(const std::string& name) const
 {
     std::string known = "lr, step, <i>.step";
     for (const auto& b : buffer_names_) known += ", <i>." + b;
@@ -188,8 +178,7 @@ void Optimizer<T>::throw_unknown(const std::string& name) const
                 std::to_string(params_.size()) + ")");
 }
 
-template <class T>
-std::vector<std::string> Optimizer<T>::state_names() const
+template <class T> std::vector<std::string> Optimizer<T>::state_names() const
 {
     std::vector<std::string> out{"lr", "step"};
     for (std::size_t i = 0; i < params_.size(); ++i) {
@@ -202,8 +191,7 @@ std::vector<std::string> Optimizer<T>::state_names() const
     return out;
 }
 
-template <class T>
-xt::xarray<double> Optimizer<T>::state(const std::string& name) const
+template <class T> xt::xarray<double> Optimizer<T>::state(const std::string& name) const
 {
     if (name == "lr") return xt::xarray<double>(lr_);
     if (name == "step") return xt::xarray<double>(static_cast<double>(steps_));
@@ -214,8 +202,7 @@ xt::xarray<double> Optimizer<T>::state(const std::string& name) const
     return xt::cast<double>(buffers_[b][i]);
 }
 
-template <class T>
-void Optimizer<T>::set_state(const std::string& name, const xt::xarray<double>& value)
+template <class T> void Optimizer<T>::set_state(const std::string& name, const xt::xarray<double>& value)
 {
     auto scalar = [&](const char* what) {
         if (value.size() != 1) {
@@ -225,7 +212,8 @@ void Optimizer<T>::set_state(const std::string& name, const xt::xarray<double>& 
         return value.data()[0];
     };
     auto count = [&](double v) {
-        if (!(v >= 0) || v != std::floor(v)) throw Error(name_ + ": state entry '" + name + "' must be a count, got " + num(v));
+        if (!(v >= 0) || v != std::floor(v))
+            throw Error(name_ + ": state entry '" + name + "' must be a count, got " + num(v));
         return static_cast<std::uint64_t>(v);
     };
     if (name == "lr") {
@@ -243,23 +231,21 @@ void Optimizer<T>::set_state(const std::string& name, const xt::xarray<double>& 
         return;
     }
     if (value.shape() != params_[i].shape()) {
-        throw Error(name_ + ": state entry '" + name + "' has shape " + format_shape(value.shape()) +
-                    ", parameter " + std::to_string(i) + " has shape " + format_shape(params_[i].shape()));
+        throw Error(name_ + ": state entry '" + name + "' has shape " + format_shape(value.shape()) + ", parameter " +
+                    std::to_string(i) + " has shape " + format_shape(params_[i].shape()));
     }
     buffers_[b][i] = xt::cast<T>(value);
     present_[b][i] = true;
 }
 
-template <class T>
-std::map<std::string, xt::xarray<double>> Optimizer<T>::state_dict() const
+template <class T> std::map<std::string, xt::xarray<double>> Optimizer<T>::state_dict() const
 {
     std::map<std::string, xt::xarray<double>> out;
     for (const auto& n : state_names()) out.emplace(n, state(n));
     return out;
 }
 
-template <class T>
-void Optimizer<T>::load_state_dict(const std::map<std::string, xt::xarray<double>>& state)
+template <class T> void Optimizer<T>::load_state_dict(const std::map<std::string, xt::xarray<double>>& state)
 {
     // Validate everything before changing anything.
     for (const auto& kv : state) {
@@ -287,8 +273,7 @@ SGD<T>::SGD(std::vector<Var<T>> params, SGDOptions o)
     }
 }
 
-template <class T>
-void SGD<T>::step()
+template <class T> void SGD<T>::step()
 {
     const T lr = static_cast<T>(this->lr_);
     const T wd = static_cast<T>(options_.weight_decay);
@@ -304,13 +289,19 @@ void SGD<T>::step()
         const std::size_t n = p.size();
         const bool nesterov = options_.nesterov;
         if (wd != 0) {
-            if (mom == 0) sgd_kernel<T, true, false, false>(n, g, w, buf, first, lr, wd, mom, damp);
-            else if (nesterov) sgd_kernel<T, true, true, true>(n, g, w, buf, first, lr, wd, mom, damp);
-            else sgd_kernel<T, true, true, false>(n, g, w, buf, first, lr, wd, mom, damp);
+            if (mom == 0)
+                sgd_kernel<T, true, false, false>(n, g, w, buf, first, lr, wd, mom, damp);
+            else if (nesterov)
+                sgd_kernel<T, true, true, true>(n, g, w, buf, first, lr, wd, mom, damp);
+            else
+                sgd_kernel<T, true, true, false>(n, g, w, buf, first, lr, wd, mom, damp);
         } else {
-            if (mom == 0) sgd_kernel<T, false, false, false>(n, g, w, buf, first, lr, wd, mom, damp);
-            else if (nesterov) sgd_kernel<T, false, true, true>(n, g, w, buf, first, lr, wd, mom, damp);
-            else sgd_kernel<T, false, true, false>(n, g, w, buf, first, lr, wd, mom, damp);
+            if (mom == 0)
+                sgd_kernel<T, false, false, false>(n, g, w, buf, first, lr, wd, mom, damp);
+            else if (nesterov)
+                sgd_kernel<T, false, true, true>(n, g, w, buf, first, lr, wd, mom, damp);
+            else
+                sgd_kernel<T, false, true, false>(n, g, w, buf, first, lr, wd, mom, damp);
         }
         ++this->param_steps_[i];
     }
@@ -319,15 +310,13 @@ void SGD<T>::step()
 
 // --- Adam / AdamW ------------------------------------------------------------------------
 
-template <class T>
-Adam<T>::Adam(std::vector<Var<T>> params, AdamOptions o) : Adam(std::move(params), o, false, "Adam")
-{
-}
+template <class T> Adam<T>::Adam(std::vector<Var<T>> params, AdamOptions o) : Adam(std::move(params), o, false, "Adam")
+{}
 
 template <class T>
 Adam<T>::Adam(std::vector<Var<T>> params, AdamOptions o, bool decoupled, const char* name)
-    : Optimizer<T>(std::move(params), o.lr, name, {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"}),
-      options_(o), decoupled_(decoupled)
+    : Optimizer<T>(std::move(params), o.lr, name, {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"}), options_(o),
+      decoupled_(decoupled)
 {
     require(o.beta1 >= 0 && o.beta1 < 1, name, "beta1 must be in [0, 1)", o.beta1);
     require(o.beta2 >= 0 && o.beta2 < 1, name, "beta2 must be in [0, 1)", o.beta2);
@@ -335,8 +324,7 @@ Adam<T>::Adam(std::vector<Var<T>> params, AdamOptions o, bool decoupled, const c
     require(o.weight_decay >= 0, name, "weight_decay must not be negative", o.weight_decay);
 }
 
-template <class T>
-void Adam<T>::step()
+template <class T> void Adam<T>::step()
 {
     const AdamOptions& o = options_;
     const T b1 = static_cast<T>(o.beta1), b2 = static_cast<T>(o.beta2);
@@ -366,11 +354,15 @@ void Adam<T>::step()
         using Y = std::true_type;
         using N = std::false_type;
         if (decoupled_) {
-            if (has_wd) o.amsgrad ? run(Y{}, Y{}, Y{}) : run(Y{}, Y{}, N{});
-            else o.amsgrad ? run(Y{}, N{}, Y{}) : run(Y{}, N{}, N{});
+            if (has_wd)
+                o.amsgrad ? run(Y{}, Y{}, Y{}) : run(Y{}, Y{}, N{});
+            else
+                o.amsgrad ? run(Y{}, N{}, Y{}) : run(Y{}, N{}, N{});
         } else {
-            if (has_wd) o.amsgrad ? run(N{}, Y{}, Y{}) : run(N{}, Y{}, N{});
-            else o.amsgrad ? run(N{}, N{}, Y{}) : run(N{}, N{}, N{});
+            if (has_wd)
+                o.amsgrad ? run(N{}, Y{}, Y{}) : run(N{}, Y{}, N{});
+            else
+                o.amsgrad ? run(N{}, N{}, Y{}) : run(N{}, N{}, N{});
         }
     }
     ++this->steps_;
@@ -378,19 +370,16 @@ void Adam<T>::step()
 
 template <class T>
 AdamW<T>::AdamW(std::vector<Var<T>> params, AdamWOptions o) : Adam<T>(std::move(params), o, true, "AdamW")
-{
-}
+{}
 
 // --- schedules ---------------------------------------------------------------------------
 
 template <class T>
 LRScheduler<T>::LRScheduler(Optimizer<T>& opt, const char* name)
     : opt_(opt), name_(name), base_lr_(opt.lr()), last_lr_(opt.lr())
-{
-}
+{}
 
-template <class T>
-void LRScheduler<T>::step()
+template <class T> void LRScheduler<T>::step()
 {
     if (opt_.step_count() == 0) {
         throw Error(std::string(name_) + ": step() was called before the optimiser's first step(); call " +
@@ -401,8 +390,7 @@ void LRScheduler<T>::step()
     opt_.set_lr(last_lr_);
 }
 
-template <class T>
-void LRScheduler<T>::set_epoch(std::uint64_t epoch)
+template <class T> void LRScheduler<T>::set_epoch(std::uint64_t epoch)
 {
     epoch_ = epoch;
     last_lr_ = lr_at(epoch_);
@@ -417,8 +405,7 @@ StepLR<T>::StepLR(Optimizer<T>& opt, std::uint64_t step_size, double gamma)
     require(gamma > 0, "StepLR", "gamma must be positive", gamma);
 }
 
-template <class T>
-double StepLR<T>::lr_at(std::uint64_t epoch) const
+template <class T> double StepLR<T>::lr_at(std::uint64_t epoch) const
 {
     return this->base_lr_ * std::pow(gamma_, static_cast<double>(epoch / step_size_));
 }
@@ -429,8 +416,7 @@ ExponentialLR<T>::ExponentialLR(Optimizer<T>& opt, double gamma) : LRScheduler<T
     require(gamma > 0, "ExponentialLR", "gamma must be positive", gamma);
 }
 
-template <class T>
-double ExponentialLR<T>::lr_at(std::uint64_t epoch) const
+template <class T> double ExponentialLR<T>::lr_at(std::uint64_t epoch) const
 {
     return this->base_lr_ * std::pow(gamma_, static_cast<double>(epoch));
 }
@@ -443,16 +429,14 @@ CosineAnnealingLR<T>::CosineAnnealingLR(Optimizer<T>& opt, std::uint64_t t_max, 
     require(eta_min >= 0, "CosineAnnealingLR", "eta_min must not be negative", eta_min);
 }
 
-template <class T>
-double CosineAnnealingLR<T>::lr_at(std::uint64_t epoch) const
+template <class T> double CosineAnnealingLR<T>::lr_at(std::uint64_t epoch) const
 {
     const double pi = 3.14159265358979323846;
     return eta_min_ + (this->base_lr_ - eta_min_) *
                           (1.0 + std::cos(pi * static_cast<double>(epoch) / static_cast<double>(t_max_))) / 2.0;
 }
 
-template <class T>
-ReduceLROnPlateau<T>::ReduceLROnPlateau(Optimizer<T>& opt, PlateauOptions o) : opt_(opt), options_(o)
+template <class T> ReduceLROnPlateau<T>::ReduceLROnPlateau(Optimizer<T>& opt, PlateauOptions o) : opt_(opt), options_(o)
 {
     require(o.factor > 0 && o.factor < 1, "ReduceLROnPlateau", "factor must be in (0, 1)", o.factor);
     require(o.threshold >= 0, "ReduceLROnPlateau", "threshold must not be negative", o.threshold);
@@ -460,16 +444,14 @@ ReduceLROnPlateau<T>::ReduceLROnPlateau(Optimizer<T>& opt, PlateauOptions o) : o
     best_ = o.maximize ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
 }
 
-template <class T>
-bool ReduceLROnPlateau<T>::better(double a, double best) const
+template <class T> bool ReduceLROnPlateau<T>::better(double a, double best) const
 {
     const PlateauOptions& o = options_;
     if (!o.maximize) return o.relative ? a < best * (1.0 - o.threshold) : a < best - o.threshold;
     return o.relative ? a > best * (1.0 + o.threshold) : a > best + o.threshold;
 }
 
-template <class T>
-void ReduceLROnPlateau<T>::step(double metric)
+template <class T> void ReduceLROnPlateau<T>::step(double metric)
 {
     if (opt_.step_count() == 0) {
         throw Error("ReduceLROnPlateau: step() was called before the optimiser's first step(); call " + opt_.name() +
@@ -496,8 +478,7 @@ void ReduceLROnPlateau<T>::step(double metric)
 
 // --- clipping ----------------------------------------------------------------------------
 
-template <class T>
-double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm, double norm_type)
+template <class T> double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm, double norm_type)
 {
     require(max_norm >= 0, "clip_grad_norm", "max_norm must not be negative", max_norm);
     require(norm_type >= 1, "clip_grad_norm", "norm_type must be at least 1 (or infinity)", norm_type);
@@ -521,8 +502,7 @@ double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm, double
     return total;
 }
 
-template <class T>
-void clip_grad_value(const std::vector<Var<T>>& params, double clip_value)
+template <class T> void clip_grad_value(const std::vector<Var<T>>& params, double clip_value)
 {
     require(clip_value >= 0, "clip_grad_value", "clip_value must not be negative", clip_value);
     const T c = static_cast<T>(clip_value);
@@ -533,17 +513,17 @@ void clip_grad_value(const std::vector<Var<T>>& params, double clip_value)
     }
 }
 
-#define TAPEGRAD_OPTIM_INSTANTIATE(T)                                                   \
-    template class Optimizer<T>;                                                         \
-    template class SGD<T>;                                                               \
-    template class Adam<T>;                                                              \
-    template class AdamW<T>;                                                             \
-    template class LRScheduler<T>;                                                       \
-    template class StepLR<T>;                                                            \
-    template class ExponentialLR<T>;                                                     \
-    template class CosineAnnealingLR<T>;                                                 \
-    template class ReduceLROnPlateau<T>;                                                 \
-    template double clip_grad_norm<T>(const std::vector<Var<T>>&, double, double);      \
+#define TAPEGRAD_OPTIM_INSTANTIATE(T)                                                                                  \
+    template class Optimizer<T>;                                                                                       \
+    template class SGD<T>;                                                                                             \
+    template class Adam<T>;                                                                                            \
+    template class AdamW<T>;                                                                                           \
+    template class LRScheduler<T>;                                                                                     \
+    template class StepLR<T>;                                                                                          \
+    template class ExponentialLR<T>;                                                                                   \
+    template class CosineAnnealingLR<T>;                                                                               \
+    template class ReduceLROnPlateau<T>;                                                                               \
+    template double clip_grad_norm<T>(const std::vector<Var<T>>&, double, double);                                     \
     template void clip_grad_value<T>(const std::vector<Var<T>>&, double);
 TAPEGRAD_OPTIM_INSTANTIATE(float)
 TAPEGRAD_OPTIM_INSTANTIATE(double)

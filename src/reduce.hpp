@@ -18,8 +18,7 @@ struct Around {
 };
 
 /// Resolves a possibly negative axis; throws `<op>: axis 2 is out of range for shape [3, 4]`.
-template <class S>
-Around around(const char* op, const S& shape, std::ptrdiff_t axis)
+template <class S> Around around(const char* op, const S& shape, std::ptrdiff_t axis)
 {
     const auto rank = static_cast<std::ptrdiff_t>(shape.size());
     const std::ptrdiff_t a = axis < 0 ? axis + rank : axis;
@@ -38,8 +37,7 @@ Around around(const char* op, const S& shape, std::ptrdiff_t axis)
 }
 
 /// The shape without `axis`.
-template <class S>
-S without(const S& shape, std::size_t axis)
+template <class S> S without(const S& shape, std::size_t axis)
 {
     S out;
     for (std::size_t j = 0; j < shape.size(); ++j) {
@@ -49,8 +47,7 @@ S without(const S& shape, std::size_t axis)
 }
 
 /// y[o, i] = scale * sum_l x[o, l, i]
-template <class T>
-void sum_axis(const Around& r, const T* x, T* y, T scale)
+template <class T> void sum_axis(const Around& r, const T* x, T* y, T scale)
 {
     for (std::size_t o = 0; o < r.outer; ++o) {
         T* yo = y + o * r.inner;
@@ -64,8 +61,7 @@ void sum_axis(const Around& r, const T* x, T* y, T scale)
 }
 
 /// gx[o, l, i] (=|+=) scale * g[o, i]
-template <class T>
-void spread_axis(const Around& r, const T* g, T* gx, T scale, bool add)
+template <class T> void spread_axis(const Around& r, const T* g, T* gx, T scale, bool add)
 {
     for (std::size_t o = 0; o < r.outer; ++o) {
         const T* go = g + o * r.inner;
@@ -82,8 +78,7 @@ namespace tg::reduce {
 
 /// Calls f(offset, stride) for every 1-D slice along the axis: element l of the slice is
 /// at offset + l * stride.
-template <class F>
-void for_slices(const Around& r, F f)
+template <class F> void for_slices(const Around& r, F f)
 {
     for (std::size_t o = 0; o < r.outer; ++o) {
         for (std::size_t i = 0; i < r.inner; ++i) f(o * r.len * r.inner + i, r.inner);
@@ -91,8 +86,7 @@ void for_slices(const Around& r, F f)
 }
 
 /// Largest element of a strided slice; NaN if any element is NaN.
-template <class T>
-T slice_max(std::size_t n, const T* x, std::size_t stride)
+template <class T> T slice_max(std::size_t n, const T* x, std::size_t stride)
 {
     T m = x[0];
     for (std::size_t l = 1; l < n; ++l) {
@@ -105,8 +99,7 @@ T slice_max(std::size_t n, const T* x, std::size_t stride)
 
 /// log(sum(exp(x))) of a strided slice, computed around its maximum so that it neither
 /// overflows nor loses the largest term.
-template <class T>
-T slice_logsumexp(std::size_t n, const T* x, std::size_t stride)
+template <class T> T slice_logsumexp(std::size_t n, const T* x, std::size_t stride)
 {
     const T m = slice_max(n, x, stride);
     if (std::isinf(m)) return m;  // all -inf gives -inf; any +inf gives +inf

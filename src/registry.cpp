@@ -43,14 +43,12 @@ void register_op(OpInfo info)
     auto& ops = registry();
     if (info.name.empty()) throw Error("register_op: the op needs a name");
     if (!info.samples) throw Error("register_op: op '" + info.name + "' has no sample generator");
-    const bool taken =
-        std::any_of(ops.begin(), ops.end(), [&](const OpInfo& o) { return o.name == info.name; });
+    const bool taken = std::any_of(ops.begin(), ops.end(), [&](const OpInfo& o) { return o.name == info.name; });
     if (taken) throw Error("register_op: an op named '" + info.name + "' is already registered");
     ops.push_back(std::move(info));
 }
 
-xt::xarray<double> sample_uniform(std::mt19937_64& rng, const std::vector<std::size_t>& shape, double lo,
-                                  double hi)
+xt::xarray<double> sample_uniform(std::mt19937_64& rng, const std::vector<std::size_t>& shape, double lo, double hi)
 {
     std::uniform_real_distribution<double> dist(lo, hi);
     xt::xarray<double> out(shape);

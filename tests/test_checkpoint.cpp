@@ -34,7 +34,8 @@ struct Setup {
         tg::Generator g(seed);
         model.add(nn::Dense<float>(3, 4, nn::Activation::relu, nn::init::he_uniform(), nn::init::zeros(), g));
         model.add(nn::Dropout<float>(0.5, seed));
-        model.add(nn::Dense<float>(4, 2, nn::Activation::none, nn::init::glorot_uniform(), nn::init::uniform(-1, 1), g));
+        model.add(
+            nn::Dense<float>(4, 2, nn::Activation::none, nn::init::glorot_uniform(), nn::init::uniform(-1, 1), g));
         opt = std::make_unique<optim::Adam<float>>(model.parameters());
     }
     void train_step()
@@ -96,7 +97,8 @@ TEST_CASE("load_checkpoint refuses a file that does not fit, and changes nothing
     optim::Adam<float> other_opt(other.parameters());
     const auto before = other.parameters()[0].value();
     CHECK_THROWS_WITH(tg::io::load_checkpoint(dir.file("a.safetensors"), other, other_opt),
-                      Catch::Contains("does not fit this model") && Catch::Contains("parameter '0.weight' is [3, 4] in the file but [3, 5]") &&
+                      Catch::Contains("does not fit this model") &&
+                          Catch::Contains("parameter '0.weight' is [3, 4] in the file but [3, 5]") &&
                           Catch::Contains("unexpected parameter '2.weight'"));
     CHECK(other.parameters()[0].value() == before);
 

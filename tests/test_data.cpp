@@ -353,9 +353,9 @@ TEST_CASE("load_idx_dataset checks the files' ranks, counts and emptiness", "[da
     const std::string labels = dir.file("labels.idx");
     write_plain(images, idx_bytes({99, 2, 2}, Bytes(99 * 4)));
     write_plain(labels, idx_bytes({100}, Bytes(100)));
-    CHECK_THROWS_WITH(data::load_idx_dataset<float>(images, labels),
-                      Catch::Equals("load_idx_dataset: " + labels + " has 100 labels but " + images +
-                                    " has 99 images"));
+    CHECK_THROWS_WITH(
+        data::load_idx_dataset<float>(images, labels),
+        Catch::Equals("load_idx_dataset: " + labels + " has 100 labels but " + images + " has 99 images"));
 
     write_plain(labels, idx_bytes({99, 1}, Bytes(99)));
     CHECK_THROWS_WITH(data::load_idx_dataset<float>(images, labels),
@@ -364,8 +364,9 @@ TEST_CASE("load_idx_dataset checks the files' ranks, counts and emptiness", "[da
     write_plain(images, idx_bytes({99, 4}, Bytes(99 * 4)));
     write_plain(labels, idx_bytes({99}, Bytes(99)));
     CHECK_THROWS_WITH(data::load_idx_dataset<double>(images, labels),
-                      Catch::Equals("load_idx_dataset: " + images + " must hold images [N, rows, cols], found "
-                                                                    "dimensions [99, 4]"));
+                      Catch::Equals("load_idx_dataset: " + images +
+                                    " must hold images [N, rows, cols], found "
+                                    "dimensions [99, 4]"));
 
     write_plain(images, idx_bytes({0, 28, 28}, {}));
     write_plain(labels, idx_bytes({0}, {}));

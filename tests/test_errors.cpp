@@ -10,7 +10,10 @@ using Catch::StartsWith;
 using tg::Var;
 
 namespace {
-Var<double> p(std::vector<std::size_t> shape) { return tg::parameter(xt::xarray<double>(xt::ones<double>(shape))); }
+Var<double> p(std::vector<std::size_t> shape)
+{
+    return tg::parameter(xt::xarray<double>(xt::ones<double>(shape)));
+}
 }  // namespace
 
 TEST_CASE("tg::Error is a std::runtime_error", "[errors]")
@@ -21,7 +24,8 @@ TEST_CASE("tg::Error is a std::runtime_error", "[errors]")
 
 TEST_CASE("matmul reports mismatched and non-2-D inputs with their shapes", "[errors][matmul]")
 {
-    CHECK_THROWS_WITH(tg::matmul(p({10, 3}), p({2, 4})), Equals("matmul: inner dimensions differ: a is [10, 3], b is [2, 4]"));
+    CHECK_THROWS_WITH(tg::matmul(p({10, 3}), p({2, 4})),
+                      Equals("matmul: inner dimensions differ: a is [10, 3], b is [2, 4]"));
     CHECK_THROWS_WITH(tg::matmul(p({3}), p({3, 4})), Equals("matmul: expected 2-D inputs, got a [3] and b [3, 4]"));
 }
 
@@ -35,9 +39,11 @@ TEST_CASE("broadcasting ops report shapes that cannot be broadcast", "[errors][b
 
 TEST_CASE("shape ops report impossible shapes", "[errors][shape]")
 {
-    CHECK_THROWS_WITH(tg::reshape(p({2, 3}), {4}), Equals("reshape: cannot reshape [2, 3] (6 elements) into [4] (4 elements)"));
+    CHECK_THROWS_WITH(tg::reshape(p({2, 3}), {4}),
+                      Equals("reshape: cannot reshape [2, 3] (6 elements) into [4] (4 elements)"));
     CHECK_THROWS_WITH(tg::transpose(p({2, 3, 4})), Equals("transpose: expected a 2-D Var, got shape [2, 3, 4]"));
-    CHECK_THROWS_WITH(tg::linear(p({2, 3}), p({4, 5}), p({5})), StartsWith("linear: inner dimensions differ: x is [2, 3], w is [4, 5]"));
+    CHECK_THROWS_WITH(tg::linear(p({2, 3}), p({4, 5}), p({5})),
+                      StartsWith("linear: inner dimensions differ: x is [2, 3], w is [4, 5]"));
     CHECK_THROWS_WITH(tg::linear(p({2, 3}), p({3, 5}), p({4})), StartsWith("linear: bias must have shape [5]"));
     CHECK_THROWS_WITH(tg::linear(p({3}), p({3, 5}), p({5})), StartsWith("linear: expected 2-D x"));
 }
@@ -52,22 +58,28 @@ TEST_CASE("reductions and normalisations report an axis out of range", "[errors]
 
 TEST_CASE("losses report mismatched shapes and bad labels", "[errors][loss]")
 {
-    CHECK_THROWS_WITH(tg::mse_loss(p({3, 2}), p({3})), Equals("mse_loss: pred is [3, 2] but target is [3]; the shapes must be equal"));
+    CHECK_THROWS_WITH(tg::mse_loss(p({3, 2}), p({3})),
+                      Equals("mse_loss: pred is [3, 2] but target is [3]; the shapes must be equal"));
     CHECK_THROWS_WITH(tg::binary_cross_entropy_with_logits(p({4}), p({4, 1})),
                       StartsWith("binary_cross_entropy_with_logits: logits are [4] but targets are [4, 1]"));
     using L = xt::xarray<std::int64_t>;
     CHECK_THROWS_WITH(tg::cross_entropy(p({4}), L{0}), Equals("cross_entropy: logits must be 2-D [N, C], got [4]"));
-    CHECK_THROWS_WITH(tg::cross_entropy(p({2, 3}), L(xt::zeros<std::int64_t>({2, 1}))), Contains("labels must be 1-D") && Contains("[2, 3]") && Contains("got [2, 1]"));
-    CHECK_THROWS_WITH(tg::cross_entropy(p({2, 3}), L{0, 3}), Equals("cross_entropy: label 3 at row 1 is out of range for 3 classes"));
+    CHECK_THROWS_WITH(tg::cross_entropy(p({2, 3}), L(xt::zeros<std::int64_t>({2, 1}))),
+                      Contains("labels must be 1-D") && Contains("[2, 3]") && Contains("got [2, 1]"));
+    CHECK_THROWS_WITH(tg::cross_entropy(p({2, 3}), L{0, 3}),
+                      Equals("cross_entropy: label 3 at row 1 is out of range for 3 classes"));
     CHECK_THROWS_WITH(tg::cross_entropy(p({2, 3}), L{-1, 0}), Contains("label -1 at row 0 is out of range"));
-    CHECK_THROWS_WITH(tg::cross_entropy(p({0, 3}), L(xt::zeros<std::int64_t>({0}))), Contains("cross_entropy: the batch is empty"));
+    CHECK_THROWS_WITH(tg::cross_entropy(p({0, 3}), L(xt::zeros<std::int64_t>({0}))),
+                      Contains("cross_entropy: the batch is empty"));
 }
 
 TEST_CASE("backward reports missing seeds, bad seeds and outputs without grad", "[errors][backward]")
 {
     Var<double> y = p({4, 1}) * 2.0;
-    CHECK_THROWS_WITH(y.backward(), Equals("backward: output must have one element or be given a seed, got shape [4, 1]"));
-    CHECK_THROWS_WITH(y.backward(xt::ones<double>({4})), Equals("backward: seed shape [4] differs from the output's shape [4, 1]"));
+    CHECK_THROWS_WITH(y.backward(),
+                      Equals("backward: output must have one element or be given a seed, got shape [4, 1]"));
+    CHECK_THROWS_WITH(y.backward(xt::ones<double>({4})),
+                      Equals("backward: seed shape [4] differs from the output's shape [4, 1]"));
     Var<double> c = tg::constant(xt::xarray<double>{1.0});
     CHECK_THROWS_WITH((c * 2.0).backward(), StartsWith("backward: the output does not require grad"));
 }
@@ -103,7 +115,8 @@ TEST_CASE("grad, item, set_value and undefined Vars report misuse", "[errors][va
     CHECK_THROWS_WITH(h.grad(), StartsWith("grad: only leaves keep a gradient"));
     CHECK_THROWS_WITH(h.item(), Equals("item: expected a Var with one element, got shape [2]"));
     CHECK_THROWS_WITH(h.set_value(xt::ones<double>({2})), StartsWith("set_value: only a leaf"));
-    CHECK_THROWS_WITH(w.set_value(xt::ones<double>({3})), Equals("set_value: shape [3] differs from the leaf's shape [2]"));
+    CHECK_THROWS_WITH(w.set_value(xt::ones<double>({3})),
+                      Equals("set_value: shape [3] differs from the leaf's shape [2]"));
     Var<double> undefined;
     CHECK_FALSE(undefined.defined());
     CHECK_THROWS_WITH(undefined.value(), StartsWith("value: the Var is undefined"));
@@ -117,6 +130,7 @@ TEST_CASE("registry, runtime and gradcheck options report misuse", "[errors][mis
     CHECK_THROWS_WITH(tg::set_num_threads(0), Equals("set_num_threads: the thread count must be at least 1, got 0"));
     tg::GradcheckOptions o;
     o.eps = 0;
-    CHECK_THROWS_WITH(tg::gradcheck([](const std::vector<Var<double>>& v) { return v[0]; }, {xt::xarray<double>{1.0}}, o),
-                      StartsWith("gradcheck: eps must be positive"));
+    CHECK_THROWS_WITH(
+        tg::gradcheck([](const std::vector<Var<double>>& v) { return v[0]; }, {xt::xarray<double>{1.0}}, o),
+        StartsWith("gradcheck: eps must be positive"));
 }

@@ -23,7 +23,8 @@ tg::data::Dataset<float> blobs(std::size_t n, std::uint64_t seed)
     for (std::size_t i = 0; i < n; ++i) {
         const auto c = static_cast<std::int64_t>(i % 3);
         y(i) = c;
-        for (std::size_t j = 0; j < 12; ++j) x(i, j) = noise(rng) + (j % 3 == static_cast<std::size_t>(c) ? 1.5f : 0.0f);
+        for (std::size_t j = 0; j < 12; ++j)
+            x(i, j) = noise(rng) + (j % 3 == static_cast<std::size_t>(c) ? 1.5f : 0.0f);
     }
     return tg::data::Dataset<float>(x, y);
 }
@@ -60,7 +61,8 @@ struct TempDir {
 
 }  // namespace
 
-TEST_CASE("a run stopped after 3 epochs and resumed to 6 ends bit-identical to an uninterrupted run", "[fashion][resume]")
+TEST_CASE("a run stopped after 3 epochs and resumed to 6 ends bit-identical to an uninterrupted run",
+          "[fashion][resume]")
 {
     const auto train = blobs(300, 1), test = blobs(90, 2);
     TempDir dir;
@@ -130,7 +132,8 @@ TEST_CASE("resuming with a different architecture is refused with both described
     fashion::Config other = small_config("none");
     other.hidden = {20};
     fashion::Trainer b(other, train, test);
-    CHECK_THROWS_WITH(b.resume(ckpt), Catch::Contains("the checkpoint is for 12-16-8-3") && Catch::Contains("this run is 12-20-3"));
+    CHECK_THROWS_WITH(b.resume(ckpt),
+                      Catch::Contains("the checkpoint is for 12-16-8-3") && Catch::Contains("this run is 12-20-3"));
 }
 
 TEST_CASE("the training loop learns the synthetic blobs", "[fashion]")

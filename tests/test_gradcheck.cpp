@@ -13,21 +13,18 @@ struct Cube {
     static constexpr const char* name = "cube";
     double factor = 3.0;  // the right factor is 3
     bool skip = false;    // "forget" to propagate at all
-    template <class T>
-    void forward(tg::Ctx<T>& c) const
+    template <class T> void forward(tg::Ctx<T>& c) const
     {
         xt::noalias(c.out()) = c.input(0) * c.input(0) * c.input(0);
     }
-    template <class T>
-    void backward(tg::Ctx<T>& c) const
+    template <class T> void backward(tg::Ctx<T>& c) const
     {
         if (skip) return;
         c.accumulate(0, c.grad_out() * static_cast<T>(factor) * c.input(0) * c.input(0));
     }
 };
 
-template <class T>
-Var<T> cube(const Var<T>& x, double factor = 3.0, bool skip = false)
+template <class T> Var<T> cube(const Var<T>& x, double factor = 3.0, bool skip = false)
 {
     Cube op;
     op.factor = factor;
@@ -39,13 +36,8 @@ Var<T> cube(const Var<T>& x, double factor = 3.0, bool skip = false)
 // the engine must sum it down to b's shape.
 struct ScaleBy {
     static constexpr const char* name = "scale_by";
-    template <class T>
-    void forward(tg::Ctx<T>& c) const
-    {
-        xt::noalias(c.out()) = c.input(0) * c.input(1)();
-    }
-    template <class T>
-    void backward(tg::Ctx<T>& c) const
+    template <class T> void forward(tg::Ctx<T>& c) const { xt::noalias(c.out()) = c.input(0) * c.input(1)(); }
+    template <class T> void backward(tg::Ctx<T>& c) const
     {
         c.accumulate(0, c.grad_out() * c.input(1)());
         c.accumulate(1, c.grad_out() * c.input(0));
@@ -60,9 +52,9 @@ TEST_CASE("gradcheck passes a composed network and reports small errors", "[grad
         return tg::mse_loss(tg::sigmoid(tg::matmul(v[0], v[1]) + v[2]), v[3]);
     };
     std::mt19937_64 rng(7);
-    const tg::GradcheckResult r = tg::gradcheck(
-        f, {tg::sample_uniform(rng, {4, 3}, -1, 1), tg::sample_uniform(rng, {3, 2}, -1, 1),
-            tg::sample_uniform(rng, {2}, -1, 1), tg::sample_uniform(rng, {4, 2}, 0, 1)});
+    const tg::GradcheckResult r =
+        tg::gradcheck(f, {tg::sample_uniform(rng, {4, 3}, -1, 1), tg::sample_uniform(rng, {3, 2}, -1, 1),
+                          tg::sample_uniform(rng, {2}, -1, 1), tg::sample_uniform(rng, {4, 2}, 0, 1)});
     INFO(r.message);
     CHECK(r.ok);
     CHECK(static_cast<bool>(r));

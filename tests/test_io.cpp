@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <cstdint>
 #include <filesystem>
 #include <limits>
 #include <random>
@@ -124,14 +124,12 @@ struct TempDir {
 };
 
 // CHECK(a == b) on a temporary xarray trips over xtensor's operator overloads; references don't.
-template <class T>
-void check_equal(const xt::xarray<T>& actual, const xt::xarray<T>& expected)
+template <class T> void check_equal(const xt::xarray<T>& actual, const xt::xarray<T>& expected)
 {
     CHECK(actual == expected);
 }
 
-template <class T>
-std::vector<xt::xarray<T>> values_of(const tg::nn::Module<T>& m)
+template <class T> std::vector<xt::xarray<T>> values_of(const tg::nn::Module<T>& m)
 {
     std::vector<xt::xarray<T>> out;
     for (const auto& p : m.parameters()) out.push_back(p.value());

@@ -13,7 +13,10 @@ using tg::Var;
 namespace nn = tg::nn;
 
 namespace {
-xt::xarray<double> one_by_one(double v) { return xt::xarray<double>(xt::xarray<double>::shape_type{1, 1}, v); }
+xt::xarray<double> one_by_one(double v)
+{
+    return xt::xarray<double>(xt::xarray<double>::shape_type{1, 1}, v);
+}
 }  // namespace
 
 TEST_CASE("Dense computes x @ W + b with W [in, out] and b [out]", "[nn][dense]")

@@ -120,9 +120,29 @@ TEST_CASE("every op file in ops/ has a registration under its own name", "[ops][
         CHECK(names.count(entry.path().stem().string()) == 1);
     }
     CHECK(files >= 20);
-    for (const auto& required : {"add", "sub", "mul", "div", "neg", "matmul", "transpose", "reshape", "sum", "mean",
-                                 "exp", "log", "sqrt", "square", "pow", "sigmoid", "tanh", "relu", "softmax",
-                                 "log_softmax", "mse_loss", "cross_entropy", "binary_cross_entropy_with_logits"}) {
+    for (const auto& required : {"add",
+                                 "sub",
+                                 "mul",
+                                 "div",
+                                 "neg",
+                                 "matmul",
+                                 "transpose",
+                                 "reshape",
+                                 "sum",
+                                 "mean",
+                                 "exp",
+                                 "log",
+                                 "sqrt",
+                                 "square",
+                                 "pow",
+                                 "sigmoid",
+                                 "tanh",
+                                 "relu",
+                                 "softmax",
+                                 "log_softmax",
+                                 "mse_loss",
+                                 "cross_entropy",
+                                 "binary_cross_entropy_with_logits"}) {
         INFO(required);
         CHECK(names.count(required) == 1);
     }

@@ -107,7 +107,8 @@ TEST_CASE("a schedule stepped before its optimiser is an error", "[optim][schedu
     optim::ReduceLROnPlateau<double> plateau(opt);
     CHECK_THROWS_WITH(plateau.step(1.0), Catch::StartsWith("ReduceLROnPlateau: step() was called before"));
     CHECK_THROWS_WITH(optim::StepLR<double>(opt, 0), Catch::StartsWith("StepLR: step_size must be positive"));
-    CHECK_THROWS_WITH(optim::ExponentialLR<double>(opt, 0.0), Catch::StartsWith("ExponentialLR: gamma must be positive"));
+    CHECK_THROWS_WITH(optim::ExponentialLR<double>(opt, 0.0),
+                      Catch::StartsWith("ExponentialLR: gamma must be positive"));
 }
 
 TEST_CASE("schedules set the documented learning rates", "[optim][schedule]")
@@ -169,7 +170,8 @@ TEST_CASE("gradient clipping by global norm and by value", "[optim][clip]")
     CHECK(b.grad()(0) == Approx(4.0 * scale));
     optim::clip_grad_value<double>({a, b}, 0.5);
     CHECK(b.grad()(0) == Approx(std::min(0.5, 4.0 * scale)));
-    CHECK_THROWS_WITH(optim::clip_grad_norm<double>({a}, -1.0), Catch::StartsWith("clip_grad_norm: max_norm must not be negative"));
+    CHECK_THROWS_WITH(optim::clip_grad_norm<double>({a}, -1.0),
+                      Catch::StartsWith("clip_grad_norm: max_norm must not be negative"));
 }
 
 TEST_CASE("optimiser steps update in place and allocate nothing once warm", "[optim][memory]")

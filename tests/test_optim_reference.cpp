@@ -26,7 +26,8 @@ xt::xarray<double> to_array(const json& j)
     }
     const auto rows = j.get<std::vector<std::vector<double>>>();
     xt::xarray<double> a = xt::zeros<double>({rows.size(), rows[0].size()});
-    for (std::size_t i = 0; i < rows.size(); ++i) std::copy(rows[i].begin(), rows[i].end(), a.begin() + i * rows[0].size());
+    for (std::size_t i = 0; i < rows.size(); ++i)
+        std::copy(rows[i].begin(), rows[i].end(), a.begin() + i * rows[0].size());
     return a;
 }
 
@@ -76,11 +77,15 @@ std::unique_ptr<tg::optim::LRScheduler<double>> make_schedule(const json& cfg, t
     if (!cfg.contains("schedule")) return nullptr;
     const json& s = cfg["schedule"];
     if (s["type"] == "step_lr") return std::make_unique<tg::optim::StepLR<double>>(opt, s["step_size"], s["gamma"]);
-    if (s["type"] == "cosine") return std::make_unique<tg::optim::CosineAnnealingLR<double>>(opt, s["t_max"], s["eta_min"]);
+    if (s["type"] == "cosine")
+        return std::make_unique<tg::optim::CosineAnnealingLR<double>>(opt, s["t_max"], s["eta_min"]);
     return std::make_unique<tg::optim::ExponentialLR<double>>(opt, s["gamma"]);
 }
 
-double rel_error(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-300); }
+double rel_error(double a, double b)
+{
+    return std::abs(a - b) / std::max(std::abs(b), 1e-300);
+}
 
 }  // namespace
 
@@ -98,7 +103,8 @@ TEST_CASE("optimisers, schedules and clipping follow PyTorch's float64 trajector
         const auto sizes = c["net"]["sizes"].get<std::vector<std::size_t>>();
         const auto acts = c["net"]["activations"].get<std::vector<std::string>>();
         tg::nn::Sequential<double> model;
-        for (std::size_t l = 0; l + 1 < sizes.size(); ++l) model.add(tg::nn::Dense<double>(sizes[l], sizes[l + 1], activation(acts[l])));
+        for (std::size_t l = 0; l + 1 < sizes.size(); ++l)
+            model.add(tg::nn::Dense<double>(sizes[l], sizes[l + 1], activation(acts[l])));
         const auto params = model.parameters();
         REQUIRE(params.size() == c["initial"].size());
         for (std::size_t i = 0; i < params.size(); ++i) params[i].set_value(to_array(c["initial"][i]));

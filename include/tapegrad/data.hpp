@@ -74,8 +74,7 @@ struct Normalize {
 
 /// Rows of (features, label) held in memory: features [N, D], labels [N] with class indices
 /// 0 .. num_classes() - 1. T is float or double.
-template <class T>
-class Dataset {
+template <class T> class Dataset {
 public:
     /// Takes features [N, D] and labels [N]. Throws tg::Error unless the shapes are so, N > 0
     /// and every label is non-negative.
@@ -112,8 +111,7 @@ Dataset<T> load_idx_dataset(const std::string& images, const std::string& labels
                             Normalize normalize = Normalize::unit());
 
 /// One mini-batch: features [B, D] and labels [B].
-template <class T>
-struct Batch {
+template <class T> struct Batch {
     xt::xarray<T> features;
     xt::xarray<std::int64_t> labels;
     /// B, the number of rows.
@@ -147,8 +145,7 @@ struct LoaderOptions {
 /// short last batch, so after the first epoch no batch allocates, and full batches always
 /// come in the same memory. A returned batch stays valid while the loader lives, but the
 /// next batch of the same size overwrites it: copy it to keep it.
-template <class T>
-class DataLoader {
+template <class T> class DataLoader {
 public:
     using Options = LoaderOptions;
 

@@ -18,8 +18,7 @@ public:
 };
 
 /// Formats a shape as `[2, 3]` (`[]` for a rank-0 scalar).
-template <class Shape>
-std::string format_shape(const Shape& shape)
+template <class Shape> std::string format_shape(const Shape& shape)
 {
     std::ostringstream out;
     out << '[';

@@ -37,8 +37,7 @@
 #include <xtensor/xarray.hpp>
 
 namespace tg::nn {
-template <class T>
-class Module;
+template <class T> class Module;
 }  // namespace tg::nn
 
 namespace tg::io {
@@ -64,8 +63,7 @@ struct Tensor {
 
     /// The array's elements, row-major. T is float (F32), double (F64), std::int64_t (I64),
     /// std::int32_t (I32) or std::uint8_t (U8).
-    template <class T>
-    static Tensor from(const xt::xarray<T>& array);
+    template <class T> static Tensor from(const xt::xarray<T>& array);
 
     /// The elements as an array of T (float, double, std::int64_t, std::int32_t or
     /// std::uint8_t), converting from any dtype: F16 and BF16 decode exactly; BOOL gives
@@ -73,8 +71,7 @@ struct Tensor {
     /// instead of converting a value that T cannot hold: a finite value beyond a float's
     /// range, a non-integral, infinite, NaN or out-of-range value for an integer T, or a
     /// BOOL byte other than 0 and 1. Also throws when bytes.size() disagrees with the shape.
-    template <class T>
-    xt::xarray<T> to() const;
+    template <class T> xt::xarray<T> to() const;
 };
 
 /// The contents of a safetensors file. Tensor names may be any UTF-8 string (the empty
@@ -128,8 +125,7 @@ void save_parameters(const std::string& path, const nn::Module<T>& module,
 /// does (an F32 file loads into a double model). The file must hold exactly the module's
 /// parameters with their shapes; otherwise tg::Error lists every missing name, unexpected
 /// name and shape mismatch. All or nothing: nothing is set unless everything checks out.
-template <class T>
-void load_parameters(const std::string& path, nn::Module<T>& module);
+template <class T> void load_parameters(const std::string& path, nn::Module<T>& module);
 
 namespace detail {
 

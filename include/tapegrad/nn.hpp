@@ -70,16 +70,27 @@ Initializer he_uniform();
 /// He/Kaiming normal for ReLU layers: N(0, s), s = sqrt(2 / fan_in).
 Initializer he_normal();
 
-inline Initializer xavier_uniform(double gain = 1.0) { return glorot_uniform(gain); }
-inline Initializer xavier_normal(double gain = 1.0) { return glorot_normal(gain); }
-inline Initializer kaiming_uniform() { return he_uniform(); }
-inline Initializer kaiming_normal() { return he_normal(); }
+inline Initializer xavier_uniform(double gain = 1.0)
+{
+    return glorot_uniform(gain);
+}
+inline Initializer xavier_normal(double gain = 1.0)
+{
+    return glorot_normal(gain);
+}
+inline Initializer kaiming_uniform()
+{
+    return he_uniform();
+}
+inline Initializer kaiming_normal()
+{
+    return he_normal();
+}
 
 }  // namespace init
 
 /// Base of every layer. A module maps a Var to a Var and owns parameters.
-template <class T>
-class Module {
+template <class T> class Module {
 public:
     virtual ~Module() = default;
 
@@ -124,13 +135,11 @@ protected:
 
     bool training_ = true;
 
-    template <class>
-    friend class Sequential;
+    template <class> friend class Sequential;
 };
 
 /// y = activation(x @ W + b), x: [batch, in], W: [in, out], b: [out].
-template <class T>
-class Dense : public Module<T> {
+template <class T> class Dense : public Module<T> {
 public:
     /// Weights from `weight_init` (default Glorot uniform), bias from `bias_init` (default
     /// zeros), drawn from `gen` (default: the thread's generator, see tg::manual_seed).
@@ -159,24 +168,21 @@ private:
 };
 
 /// Elementwise sigmoid as a layer.
-template <class T>
-class Sigmoid : public Module<T> {
+template <class T> class Sigmoid : public Module<T> {
 public:
     Var<T> forward(const Var<T>& x) override;
     std::string type_name() const override { return "Sigmoid"; }
 };
 
 /// Elementwise tanh as a layer.
-template <class T>
-class Tanh : public Module<T> {
+template <class T> class Tanh : public Module<T> {
 public:
     Var<T> forward(const Var<T>& x) override;
     std::string type_name() const override { return "Tanh"; }
 };
 
 /// Elementwise max(x, 0) as a layer.
-template <class T>
-class ReLU : public Module<T> {
+template <class T> class ReLU : public Module<T> {
 public:
     Var<T> forward(const Var<T>& x) override;
     std::string type_name() const override { return "ReLU"; }
@@ -185,8 +191,7 @@ public:
 /// Zeroes each element with probability p while training and scales the rest by
 /// 1 / (1 - p), so evaluation (eval(): identity) needs no rescaling. Masks come from
 /// its own generator, seeded at construction: runs repeat exactly.
-template <class T>
-class Dropout : public Module<T> {
+template <class T> class Dropout : public Module<T> {
 public:
     /// Seeded from the thread's default generator (see tg::manual_seed).
     explicit Dropout(double p = 0.5);
@@ -205,22 +210,18 @@ private:
     Generator gen_;
 };
 
-template <class T>
-class Sequential;
+template <class T> class Sequential;
 
 /// Any module, held by shared pointer; converts implicitly from a module value (copied) or
 /// a std::shared_ptr to one (shared), so `Sequential<T>{Dense<T>(2, 3), Sigmoid<T>()}` works.
-template <class T>
-class AnyModule {
+template <class T> class AnyModule {
 public:
     template <class M, class = std::enable_if_t<std::is_base_of<Module<T>, std::decay_t<M>>::value>>
     AnyModule(M&& m) : ptr_(std::make_shared<std::decay_t<M>>(std::forward<M>(m)))
-    {
-    }
+    {}
     template <class M, class = std::enable_if_t<std::is_base_of<Module<T>, M>::value>>
     AnyModule(std::shared_ptr<M> m) : ptr_(std::move(m))
-    {
-    }
+    {}
     const std::shared_ptr<Module<T>>& ptr() const noexcept { return ptr_; }
 
 private:
@@ -228,8 +229,7 @@ private:
 };
 
 /// Modules applied in order. Parameter names are prefixed with the module's index.
-template <class T>
-class Sequential : public Module<T> {
+template <class T> class Sequential : public Module<T> {
 public:
     Sequential() = default;
     Sequential(std::initializer_list<AnyModule<T>> modules);
@@ -247,8 +247,7 @@ public:
     std::size_t size() const noexcept { return modules_.size(); }
     Module<T>& operator[](std::size_t i) const;
     /// The i-th module as type M (throws tg::Error if it is not one).
-    template <class M>
-    M& at(std::size_t i) const
+    template <class M> M& at(std::size_t i) const
     {
         auto* m = dynamic_cast<M*>(&(*this)[i]);
         if (m == nullptr) throw_wrong_type(i);

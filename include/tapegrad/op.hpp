@@ -49,13 +49,11 @@ void accumulate_reduced(const char* op, std::size_t input, Node<T>& node, const 
                         const typename xt::xarray<T>::shape_type& full_shape);
 
 /// Scratch used as an op's `saved()` storage when nothing is recorded.
-template <class T>
-struct Scratch {
+template <class T> struct Scratch {
     xt::xarray<T> saved;
     std::vector<std::int64_t> saved_index;
 };
-template <class T>
-Scratch<T>& scratch();
+template <class T> Scratch<T>& scratch();
 
 [[noreturn]] void throw_other_thread(const char* op);
 [[noreturn]] void throw_version(const char* op, std::size_t input, std::uint32_t now, std::uint32_t then);
@@ -64,24 +62,21 @@ Scratch<T>& scratch();
 /// A writable view of one input's gradient for kernels that write raw memory:
 /// `data` has the input's size; `add` says whether to add (a gradient is already there)
 /// or to assign.
-template <class T>
-struct GradSlot {
+template <class T> struct GradSlot {
     T* data;
     bool add;
 };
 
 /// What an op sees in forward and backward.
-template <class T>
-class Ctx {
+template <class T> class Ctx {
 public:
     using array_type = xt::xarray<T>;
 
-    Ctx(const char* name, detail::Node<T>* const* inputs, std::size_t n, detail::Node<T>* out,
-        array_type* saved, std::vector<std::int64_t>* saved_index, bool recording) noexcept
+    Ctx(const char* name, detail::Node<T>* const* inputs, std::size_t n, detail::Node<T>* out, array_type* saved,
+        std::vector<std::int64_t>* saved_index, bool recording) noexcept
         : name_(name), inputs_(inputs), n_(n), out_(out), saved_(saved), saved_index_(saved_index),
           recording_(recording)
-    {
-    }
+    {}
 
     /// The op's name, for error messages.
     const char* name() const noexcept { return name_; }
@@ -110,15 +105,13 @@ public:
     /// Backward only: adds `g` to input i's gradient. `g` may have the input's shape or a
     /// shape the input was broadcast to; broadcast axes are summed away here, once for
     /// every op.
-    template <class E>
-    void accumulate(std::size_t i, const xt::xexpression<E>& expr)
+    template <class E> void accumulate(std::size_t i, const xt::xexpression<E>& expr)
     {
         detail::Node<T>& n = *inputs_[i];
         if (!n.requires_grad) return;
         const E& g = expr.derived_cast();
         const auto& in_shape = n.value.shape();
-        if (g.dimension() == in_shape.size() &&
-            std::equal(in_shape.begin(), in_shape.end(), g.shape().begin())) {
+        if (g.dimension() == in_shape.size() && std::equal(in_shape.begin(), in_shape.end(), g.shape().begin())) {
             if (n.has_grad) {
                 xt::noalias(n.grad) += g;
             } else {
@@ -151,10 +144,7 @@ public:
     }
 
 private:
-    static bool same_shape(const array_type& a, const array_type& b) noexcept
-    {
-        return a.shape() == b.shape();
-    }
+    static bool same_shape(const array_type& a, const array_type& b) noexcept { return a.shape() == b.shape(); }
 
     const char* name_;
     detail::Node<T>* const* inputs_;
@@ -167,8 +157,7 @@ private:
 
 namespace detail {
 
-template <class Op, class T>
-void backward_thunk(Entry<T>& e)
+template <class Op, class T> void backward_thunk(Entry<T>& e)
 {
     for (std::size_t i = 0; i < e.inputs.size(); ++i) {
         if (e.inputs[i]->version != e.input_versions[i])
@@ -178,14 +167,12 @@ void backward_thunk(Entry<T>& e)
     static_cast<const Op*>(e.state)->backward(c);
 }
 
-template <class Op>
-void destroy_thunk(void* p) noexcept
+template <class Op> void destroy_thunk(void* p) noexcept
 {
     static_cast<Op*>(p)->~Op();
 }
 
-template <class Op, class T>
-void place_op(Entry<T>& e, Op&& op)
+template <class Op, class T> void place_op(Entry<T>& e, Op&& op)
 {
     using O = std::decay_t<Op>;
     if constexpr (sizeof(O) <= sizeof(e.inline_state) && alignof(O) <= 16) {
@@ -206,8 +193,10 @@ void place_op(Entry<T>& e, Op&& op)
     if constexpr (!std::is_trivially_destructible<O>::value) e.destroy = &destroy_thunk<O>;
 }
 
-template <class T>
-constexpr bool all_vars() { return true; }
+template <class T> constexpr bool all_vars()
+{
+    return true;
+}
 
 }  // namespace detail
 
@@ -216,8 +205,7 @@ constexpr bool all_vars() { return true; }
 ///
 /// Check shapes and arguments before calling: `record` only checks that every input is
 /// defined, not stale, and on this thread's tape.
-template <class Op, class T, class... More>
-Var<T> record(Op&& op, const Var<T>& first, const More&... more)
+template <class Op, class T, class... More> Var<T> record(Op&& op, const Var<T>& first, const More&... more)
 {
     static_assert((std::is_same<More, Var<T>>::value && ...),
                   "tg::record: every input must be a tg::Var of the same type");
@@ -282,8 +270,7 @@ struct OpSample {
 };
 
 /// Builds an OpSample from a generic lambda `[](const auto& v) { return tg::mul(v[0], v[1]); }`.
-template <class F>
-OpSample make_sample(std::string label, std::vector<xt::xarray<double>> inputs, F f)
+template <class F> OpSample make_sample(std::string label, std::vector<xt::xarray<double>> inputs, F f)
 {
     OpSample s;
     s.label = std::move(label);
@@ -309,13 +296,12 @@ const std::vector<OpInfo>& registered_ops();
 void register_op(OpInfo info);
 
 /// Random values in [lo, hi) with the given shape (for sample generators).
-xt::xarray<double> sample_uniform(std::mt19937_64& rng, const std::vector<std::size_t>& shape,
-                                  double lo, double hi);
+xt::xarray<double> sample_uniform(std::mt19937_64& rng, const std::vector<std::size_t>& shape, double lo, double hi);
 
 /// Like sample_uniform, but every value is at least `gap` away from zero (for ops with a
 /// kink or pole at zero such as relu or division).
-xt::xarray<double> sample_away_from_zero(std::mt19937_64& rng, const std::vector<std::size_t>& shape,
-                                         double lo, double hi, double gap);
+xt::xarray<double> sample_away_from_zero(std::mt19937_64& rng, const std::vector<std::size_t>& shape, double lo,
+                                         double hi, double gap);
 
 }  // namespace tg
 

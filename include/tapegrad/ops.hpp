@@ -16,13 +16,11 @@
 namespace tg {
 
 namespace detail {
-template <class T>
-struct identity {
+template <class T> struct identity {
     using type = T;
 };
 /// Blocks deduction so that `x * 2` converts 2 to the Var's scalar type.
-template <class T>
-using scalar_t = typename identity<T>::type;
+template <class T> using scalar_t = typename identity<T>::type;
 }  // namespace detail
 
 // --- elementwise arithmetic (numpy broadcasting) ---------------------------------------
@@ -46,19 +44,58 @@ template <class T> Var<T> div(detail::scalar_t<T> a, const Var<T>& b);
 /// -x
 template <class T> Var<T> neg(const Var<T>& x);
 
-template <class T> Var<T> operator+(const Var<T>& a, const Var<T>& b) { return add(a, b); }
-template <class T> Var<T> operator+(const Var<T>& a, detail::scalar_t<T> b) { return add(a, b); }
-template <class T> Var<T> operator+(detail::scalar_t<T> a, const Var<T>& b) { return add(a, b); }
-template <class T> Var<T> operator-(const Var<T>& a, const Var<T>& b) { return sub(a, b); }
-template <class T> Var<T> operator-(const Var<T>& a, detail::scalar_t<T> b) { return sub(a, b); }
-template <class T> Var<T> operator-(detail::scalar_t<T> a, const Var<T>& b) { return sub(a, b); }
-template <class T> Var<T> operator*(const Var<T>& a, const Var<T>& b) { return mul(a, b); }
-template <class T> Var<T> operator*(const Var<T>& a, detail::scalar_t<T> b) { return mul(a, b); }
-template <class T> Var<T> operator*(detail::scalar_t<T> a, const Var<T>& b) { return mul(a, b); }
-template <class T> Var<T> operator/(const Var<T>& a, const Var<T>& b) { return div(a, b); }
-template <class T> Var<T> operator/(const Var<T>& a, detail::scalar_t<T> b) { return div(a, b); }
-template <class T> Var<T> operator/(detail::scalar_t<T> a, const Var<T>& b) { return div(a, b); }
-template <class T> Var<T> operator-(const Var<T>& x) { return neg(x); }
+template <class T> Var<T> operator+(const Var<T>& a, const Var<T>& b)
+{
+    return add(a, b);
+}
+template <class T> Var<T> operator+(const Var<T>& a, detail::scalar_t<T> b)
+{
+    return add(a, b);
+}
+template <class T> Var<T> operator+(detail::scalar_t<T> a, const Var<T>& b)
+{
+    return add(a, b);
+}
+template <class T> Var<T> operator-(const Var<T>& a, const Var<T>& b)
+{
+    return sub(a, b);
+}
+template <class T> Var<T> operator-(const Var<T>& a, detail::scalar_t<T> b)
+{
+    return sub(a, b);
+}
+template <class T> Var<T> operator-(detail::scalar_t<T> a, const Var<T>& b)
+{
+    return sub(a, b);
+}
+template <class T> Var<T> operator*(const Var<T>& a, const Var<T>& b)
+{
+    return mul(a, b);
+}
+template <class T> Var<T> operator*(const Var<T>& a, detail::scalar_t<T> b)
+{
+    return mul(a, b);
+}
+template <class T> Var<T> operator*(detail::scalar_t<T> a, const Var<T>& b)
+{
+    return mul(a, b);
+}
+template <class T> Var<T> operator/(const Var<T>& a, const Var<T>& b)
+{
+    return div(a, b);
+}
+template <class T> Var<T> operator/(const Var<T>& a, detail::scalar_t<T> b)
+{
+    return div(a, b);
+}
+template <class T> Var<T> operator/(detail::scalar_t<T> a, const Var<T>& b)
+{
+    return div(a, b);
+}
+template <class T> Var<T> operator-(const Var<T>& x)
+{
+    return neg(x);
+}
 
 // --- linear algebra and shape ----------------------------------------------------------
 

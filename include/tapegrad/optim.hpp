@@ -53,8 +53,7 @@ struct AdamWOptions : AdamOptions {
 /// "i.step", "i.momentum_buffer" (SGD), "i.exp_avg", "i.exp_avg_sq", "i.max_exp_avg_sq"
 /// (Adam with amsgrad). State exists once a step has created it; values are float64
 /// arrays whatever T is (float32 values convert exactly).
-template <class T>
-class Optimizer {
+template <class T> class Optimizer {
 public:
     virtual ~Optimizer() = default;
     Optimizer(const Optimizer&) = delete;
@@ -87,8 +86,7 @@ public:
     void load_state_dict(const std::map<std::string, xt::xarray<double>>& state);
 
 protected:
-    Optimizer(std::vector<Var<T>> params, double lr, std::string name,
-              std::vector<std::string> buffer_names);
+    Optimizer(std::vector<Var<T>> params, double lr, std::string name, std::vector<std::string> buffer_names);
 
     /// Per-parameter buffer `b` of parameter `i`, created as zeros when missing.
     xt::xarray<T>& buffer(std::size_t b, std::size_t i);
@@ -112,8 +110,7 @@ private:
 /// weight decay, exactly as torch.optim.SGD:
 ///   g = grad + wd * p;  b = g (first step) or momentum * b + (1 - dampening) * g;
 ///   g = nesterov ? g + momentum * b : b (when momentum != 0);  p -= lr * g
-template <class T>
-class SGD : public Optimizer<T> {
+template <class T> class SGD : public Optimizer<T> {
 public:
     SGD(std::vector<Var<T>> params, SGDOptions options = {});
     void step() override;
@@ -127,8 +124,7 @@ private:
 ///   AdamW: p *= 1 - lr * wd;   Adam: g = grad + wd * p
 ///   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  (amsgrad: vmax = max(vmax, v), use vmax)
 ///   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-template <class T>
-class Adam : public Optimizer<T> {
+template <class T> class Adam : public Optimizer<T> {
 public:
     Adam(std::vector<Var<T>> params, AdamOptions options = {});
     void step() override;
@@ -143,8 +139,7 @@ private:
 };
 
 /// Adam with decoupled weight decay (torch.optim.AdamW).
-template <class T>
-class AdamW : public Adam<T> {
+template <class T> class AdamW : public Adam<T> {
 public:
     AdamW(std::vector<Var<T>> params, AdamWOptions options = {});
 };
@@ -154,8 +149,7 @@ public:
 /// Base of the epoch-based schedules: step() once per epoch (after the optimiser's steps)
 /// sets the optimiser's learning rate for the next epoch. Calling step() before the
 /// optimiser has stepped even once is an error (it would skip the first rate).
-template <class T>
-class LRScheduler {
+template <class T> class LRScheduler {
 public:
     virtual ~LRScheduler() = default;
     void step();
@@ -177,8 +171,7 @@ protected:
 };
 
 /// lr = base * gamma^floor(epoch / step_size)  (torch.optim.lr_scheduler.StepLR)
-template <class T>
-class StepLR : public LRScheduler<T> {
+template <class T> class StepLR : public LRScheduler<T> {
 public:
     StepLR(Optimizer<T>& opt, std::uint64_t step_size, double gamma = 0.1);
 
@@ -191,8 +184,7 @@ private:
 };
 
 /// lr = base * gamma^epoch  (ExponentialLR)
-template <class T>
-class ExponentialLR : public LRScheduler<T> {
+template <class T> class ExponentialLR : public LRScheduler<T> {
 public:
     ExponentialLR(Optimizer<T>& opt, double gamma);
 
@@ -204,8 +196,7 @@ private:
 };
 
 /// lr = eta_min + (base - eta_min) * (1 + cos(pi * epoch / t_max)) / 2  (CosineAnnealingLR)
-template <class T>
-class CosineAnnealingLR : public LRScheduler<T> {
+template <class T> class CosineAnnealingLR : public LRScheduler<T> {
 public:
     CosineAnnealingLR(Optimizer<T>& opt, std::uint64_t t_max, double eta_min = 0.0);
 
@@ -219,19 +210,18 @@ private:
 
 /// ReduceLROnPlateau's options (PyTorch's defaults).
 struct PlateauOptions {
-    bool maximize = false;      ///< mode "max" instead of "min"
-    double factor = 0.1;        ///< new lr = lr * factor
+    bool maximize = false;  ///< mode "max" instead of "min"
+    double factor = 0.1;    ///< new lr = lr * factor
     std::uint64_t patience = 10;
     double threshold = 1e-4;
-    bool relative = true;       ///< threshold_mode "rel" (else "abs")
+    bool relative = true;  ///< threshold_mode "rel" (else "abs")
     std::uint64_t cooldown = 0;
     double min_lr = 0.0;
-    double eps = 1e-8;          ///< changes smaller than this are ignored
+    double eps = 1e-8;  ///< changes smaller than this are ignored
 };
 
 /// Lowers the learning rate when a metric stops improving (torch's ReduceLROnPlateau).
-template <class T>
-class ReduceLROnPlateau {
+template <class T> class ReduceLROnPlateau {
 public:
     ReduceLROnPlateau(Optimizer<T>& opt, PlateauOptions options = {});
     /// Reports the epoch's metric (e.g. validation loss).
@@ -253,11 +243,9 @@ private:
 /// Scales all gradients together so that their global norm is at most max_norm
 /// (torch.nn.utils.clip_grad_norm_: factor min(1, max_norm / (norm + 1e-6))). Returns the
 /// norm before clipping. norm_type is p >= 1, or infinity for the max-norm.
-template <class T>
-double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm, double norm_type = 2.0);
+template <class T> double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm, double norm_type = 2.0);
 
 /// Clamps every gradient element to [-clip_value, clip_value].
-template <class T>
-void clip_grad_value(const std::vector<Var<T>>& params, double clip_value);
+template <class T> void clip_grad_value(const std::vector<Var<T>>& params, double clip_value);
 
 }  // namespace tg::optim

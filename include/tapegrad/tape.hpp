@@ -17,17 +17,14 @@
 namespace tg {
 namespace detail {
 
-template <class T>
-struct Entry;
+template <class T> struct Entry;
 
-template <class T>
-using BackwardFn = void (*)(Entry<T>&);
+template <class T> using BackwardFn = void (*)(Entry<T>&);
 
 /// One recorded op: its output node, its inputs, its backward and what that needs.
 /// Entries and their buffers are kept across passes; a steady-state training step writes
 /// into the same memory every time.
-template <class T>
-struct Entry {
+template <class T> struct Entry {
     Node<T> out;
     std::vector<Node<T>*> inputs;
     std::vector<std::uint32_t> input_versions;
@@ -65,8 +62,7 @@ struct Entry {
 };
 
 /// The tape of one thread for one scalar type.
-template <class T>
-class Tape : public TapeState {
+template <class T> class Tape : public TapeState {
 public:
     /// The calling thread's tape.
     static Tape& current();
@@ -135,23 +131,20 @@ extern template class Tape<double>;
 }  // namespace detail
 
 /// Number of ops recorded in the calling thread's current pass.
-template <class T>
-std::size_t tape_size()
+template <class T> std::size_t tape_size()
 {
     return detail::Tape<T>::current().size();
 }
 
 /// Number of tape entries the calling thread keeps allocated for reuse.
-template <class T>
-std::size_t tape_capacity()
+template <class T> std::size_t tape_capacity()
 {
     return detail::Tape<T>::current().capacity();
 }
 
 /// Frees the calling thread's tape (all entries and buffers). Every Var recorded on it
 /// becomes stale. Useful after recording ops that were never backpropagated.
-template <class T>
-void clear_tape()
+template <class T> void clear_tape()
 {
     detail::Tape<T>::current().clear();
 }

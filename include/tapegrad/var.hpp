@@ -14,8 +14,7 @@
 
 namespace tg {
 
-template <class T>
-class Var;
+template <class T> class Var;
 
 namespace detail {
 
@@ -29,14 +28,13 @@ struct TapeState {
 /// One value in the program: a leaf (parameter or constant, heap-allocated and
 /// reference-counted) or the output of a recorded op (owned by a tape entry and reused
 /// pass after pass).
-template <class T>
-struct Node {
+template <class T> struct Node {
     xt::xarray<T> value;
     xt::xarray<T> grad;
-    TapeState* tape = nullptr;   ///< non-null for nodes that live in a tape entry
-    std::size_t index = 0;       ///< entry index in the tape (tape nodes only)
-    std::uint32_t refs = 0;      ///< handles and tape entries holding a heap node
-    std::uint32_t version = 0;   ///< bumped by every in-place change of a leaf's value
+    TapeState* tape = nullptr;  ///< non-null for nodes that live in a tape entry
+    std::size_t index = 0;      ///< entry index in the tape (tape nodes only)
+    std::uint32_t refs = 0;     ///< handles and tape entries holding a heap node
+    std::uint32_t version = 0;  ///< bumped by every in-place change of a leaf's value
     bool requires_grad = false;
     bool has_grad = false;
     bool is_parameter = false;
@@ -45,14 +43,16 @@ struct Node {
 /// Per-thread switch for recording, flipped by NoGradGuard.
 inline thread_local bool grad_enabled = true;
 
-[[noreturn]] void throw_stale(const char* where, std::uint64_t var_pass, std::uint64_t tape_pass,
-                              bool spent);
+[[noreturn]] void throw_stale(const char* where, std::uint64_t var_pass, std::uint64_t tape_pass, bool spent);
 [[noreturn]] void throw_undefined(const char* where);
 
 }  // namespace detail
 
 /// True when ops on the calling thread are recorded (no NoGradGuard active).
-inline bool is_grad_enabled() noexcept { return detail::grad_enabled; }
+inline bool is_grad_enabled() noexcept
+{
+    return detail::grad_enabled;
+}
 
 /// RAII: nothing is recorded on this thread while a guard is alive. Evaluation and
 /// optimiser updates under a guard run at plain xtensor speed and allocate no tape entry.
@@ -82,8 +82,7 @@ inline constexpr BackwardOptions retain_graph{true};
 /// Vars that are outputs of recorded ops belong to one pass of the thread's tape. After
 /// `backward()`, the pass's values stay readable until the next op is recorded; from then
 /// on such a Var is *stale* and using it throws tg::Error.
-template <class T>
-class Var {
+template <class T> class Var {
     static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
                   "tg::Var<T>: T must be float or double");
 
@@ -213,12 +212,10 @@ private:
 };
 
 /// A leaf that requires grad and outlives every pass (a trainable weight).
-template <class T>
-Var<T> parameter(xt::xarray<T> value);
+template <class T> Var<T> parameter(xt::xarray<T> value);
 
 /// A leaf that never gets a gradient (data, targets).
-template <class T>
-Var<T> constant(xt::xarray<T> value);
+template <class T> Var<T> constant(xt::xarray<T> value);
 
 /// parameter() from any xtensor expression, e.g. `tg::parameter(xt::zeros<double>({3}))`.
 template <class E, class T = typename E::value_type,

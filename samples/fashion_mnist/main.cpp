@@ -50,9 +50,7 @@ int main(int argc, char** argv)
     app.add_option("--weight-decay", c.weight_decay, "Weight decay (decoupled for adamw)")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
-    app.add_option("--hidden", c.hidden, "Hidden layer widths, e.g. 256,128")
-        ->delimiter(',')
-        ->capture_default_str();
+    app.add_option("--hidden", c.hidden, "Hidden layer widths, e.g. 256,128")->delimiter(',')->capture_default_str();
     app.add_option("--dropout", c.dropout, "Dropout after each hidden layer (0: off)")
         ->check(CLI::Range(0.0, 0.99))
         ->capture_default_str();
@@ -71,10 +69,11 @@ int main(int argc, char** argv)
     CLI11_PARSE(app, argc, argv);
 
     if (!data_present(c.data_dir)) {
-        std::fprintf(stderr,
-                     "fashion_mnist: Fashion-MNIST not found in %s (expected %s and the three other IDX files).\n"
-                     "Install Debian's dataset-fashion-mnist package (scripts/install-deps does), or pass --data-dir.\n",
-                     c.data_dir.c_str(), kFiles[0]);
+        std::fprintf(
+            stderr,
+            "fashion_mnist: Fashion-MNIST not found in %s (expected %s and the three other IDX files).\n"
+            "Install Debian's dataset-fashion-mnist package (scripts/install-deps does), or pass --data-dir.\n",
+            c.data_dir.c_str(), kFiles[0]);
         return 2;
     }
 

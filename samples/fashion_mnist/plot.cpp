@@ -68,7 +68,8 @@ void panel(std::ostringstream& svg, double x0, double y0, double w, double h, co
         svg << "<text x='" << px(i) << "' y='" << bottom + 16 << "' text-anchor='middle' font-size='11'>" << i + 1
             << "</text>\n";
     }
-    svg << "<text x='" << (left + right) / 2 << "' y='" << bottom + 34 << "' text-anchor='middle' font-size='12'>epoch</text>\n";
+    svg << "<text x='" << (left + right) / 2 << "' y='" << bottom + 34
+        << "' text-anchor='middle' font-size='12'>epoch</text>\n";
     double ly = top + 14;
     for (const auto& s : series) {
         if (s.values->empty()) continue;
@@ -82,8 +83,8 @@ void panel(std::ostringstream& svg, double x0, double y0, double w, double h, co
         const double last = s.values->back() * s.scale;
         svg << "<line x1='" << right - 150 << "' y1='" << ly - 4 << "' x2='" << right - 130 << "' y2='" << ly - 4
             << "' stroke='" << s.color << "' stroke-width='2'/>\n";
-        svg << "<text x='" << right - 125 << "' y='" << ly << "' font-size='12'>" << s.label << " (" << fmt(last, decimals)
-            << ")</text>\n";
+        svg << "<text x='" << right - 125 << "' y='" << ly << "' font-size='12'>" << s.label << " ("
+            << fmt(last, decimals) << ")</text>\n";
         ly += 16;
     }
 }
@@ -98,7 +99,8 @@ void write_svg(const std::string& path, const Curves& c, const std::string& titl
     svg << "<svg xmlns='http://www.w3.org/2000/svg' width='" << w << "' height='" << h + 30 << "' viewBox='0 0 " << w
         << ' ' << h + 30 << "' font-family='sans-serif'>\n";
     svg << "<rect width='100%' height='100%' fill='white'/>\n";
-    svg << "<text x='" << w / 2 << "' y='20' text-anchor='middle' font-size='16' font-weight='bold'>" << title << "</text>\n";
+    svg << "<text x='" << w / 2 << "' y='20' text-anchor='middle' font-size='16' font-weight='bold'>" << title
+        << "</text>\n";
     svg << "<g transform='translate(0, 25)'>\n";
     panel(svg, 0, 0, w / 2, h, "loss (cross-entropy)",
           {{&c.train_loss, "train", "#1f77b4", 1.0}, {&c.test_loss, "test", "#d62728", 1.0}}, 3);

@@ -37,8 +37,8 @@ public:
         std::string bar(static_cast<std::size_t>(filled), '=');
         if (filled < width) bar += '>';
         bar.resize(width, ' ');
-        std::printf("\r\033[Kepoch %d/%d [%s] %zu/%zu  %.0f samples/s  loss %.4f  acc %.2f%%  ETA %.1fs", epoch_, epochs_,
-                    bar.c_str(), done, steps_, rate, loss, 100 * accuracy, eta);
+        std::printf("\r\033[Kepoch %d/%d [%s] %zu/%zu  %.0f samples/s  loss %.4f  acc %.2f%%  ETA %.1fs", epoch_,
+                    epochs_, bar.c_str(), done, steps_, rate, loss, 100 * accuracy, eta);
         std::fflush(stdout);
     }
 

@@ -18,7 +18,10 @@ using Clock = std::chrono::steady_clock;
 namespace nn = tg::nn;
 namespace optim = tg::optim;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t)
+{
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 std::size_t count_correct(const xt::xarray<float>& logits, const xt::xarray<std::int64_t>& labels)
 {
@@ -99,8 +102,7 @@ std::vector<EpochResult> history_from_text(const std::string& text)
 }  // namespace
 
 Trainer::Trainer(const Config& config, const tg::data::Dataset<float>& train, const tg::data::Dataset<float>& test)
-    : config_(config), train_(train), test_(test),
-      loader_(train, [&] {
+    : config_(config), train_(train), test_(test), loader_(train, [&] {
           tg::data::DataLoader<float>::Options o;
           o.batch_size = config.batch_size;
           o.shuffle = true;
@@ -152,8 +154,8 @@ std::pair<double, double> Trainer::evaluate(const tg::data::Dataset<float>& data
     std::size_t correct = 0;
     for (std::size_t first = 0; first < n; first += chunk) {
         const std::size_t count = std::min(chunk, n - first);
-        tg::Var<float> x = tg::constant(
-            xt::xarray<float>(xt::view(data.features(), xt::range(first, first + count), xt::all())));
+        tg::Var<float> x =
+            tg::constant(xt::xarray<float>(xt::view(data.features(), xt::range(first, first + count), xt::all())));
         const xt::xarray<std::int64_t> labels = xt::view(data.labels(), xt::range(first, first + count));
         tg::Var<float> logits = model_(x);
         loss += static_cast<double>(tg::cross_entropy(logits, labels).item()) * count;
@@ -229,8 +231,9 @@ void Trainer::resume(const std::string& path)
     const tg::io::CheckpointInfo peek = tg::io::read_checkpoint_info(path);
     const auto arch = peek.extra.find("architecture");
     if (arch == peek.extra.end() || arch->second != architecture()) {
-        throw tg::Error(path + ": the checkpoint is for " + (arch == peek.extra.end() ? "an unknown model" : arch->second) +
-                        ", but this run is " + architecture());
+        throw tg::Error(path + ": the checkpoint is for " +
+                        (arch == peek.extra.end() ? "an unknown model" : arch->second) + ", but this run is " +
+                        architecture());
     }
     const tg::io::CheckpointInfo info = tg::io::load_checkpoint(path, model_, *optimizer_);
     completed_ = static_cast<int>(info.epoch);

@@ -19,34 +19,34 @@ namespace fashion {
 /// Everything the command line sets. The defaults are the recipe the README explains.
 struct Config {
     std::string data_dir = "/usr/share/datasets/fashion-mnist";
-    int epochs = 20;                            ///< planned epochs (the cosine schedule's horizon)
-    int stop_after = 0;                         ///< stop after this epoch (0: run to `epochs`)
+    int epochs = 20;     ///< planned epochs (the cosine schedule's horizon)
+    int stop_after = 0;  ///< stop after this epoch (0: run to `epochs`)
     std::size_t batch_size = 128;
     double lr = 1e-3;
-    std::string optimizer = "adamw";            ///< sgd | adam | adamw
-    double momentum = 0.9;                      ///< sgd only
-    double weight_decay = 0.05;                 ///< adamw: decoupled; sgd/adam: L2 in the gradient
+    std::string optimizer = "adamw";  ///< sgd | adam | adamw
+    double momentum = 0.9;            ///< sgd only
+    double weight_decay = 0.05;       ///< adamw: decoupled; sgd/adam: L2 in the gradient
     std::vector<std::size_t> hidden = {512, 256};
     double dropout = 0.2;
-    std::string schedule = "cosine";            ///< none | cosine | step
+    std::string schedule = "cosine";  ///< none | cosine | step
     std::uint64_t seed = 1;
-    int threads = 0;                            ///< BLAS threads (0: OpenBLAS's default)
-    std::string checkpoint;                     ///< save here after every epoch
-    std::string resume;                         ///< continue from this checkpoint
-    std::string plot;                           ///< write the curves here (SVG)
+    int threads = 0;         ///< BLAS threads (0: OpenBLAS's default)
+    std::string checkpoint;  ///< save here after every epoch
+    std::string resume;      ///< continue from this checkpoint
+    std::string plot;        ///< write the curves here (SVG)
     bool quiet = false;
-    std::size_t train_limit = 0;                ///< use only the first N training rows (0: all)
-    std::size_t test_limit = 0;                 ///< use only the first N test rows (0: all)
+    std::size_t train_limit = 0;  ///< use only the first N training rows (0: all)
+    std::size_t test_limit = 0;   ///< use only the first N test rows (0: all)
 };
 
 /// One epoch's figures.
 struct EpochResult {
     int epoch = 0;
-    double train_loss = 0, train_acc = 0;       ///< running means over the epoch's batches
-    double test_loss = 0, test_acc = 0;         ///< after the epoch, in eval mode
+    double train_loss = 0, train_acc = 0;  ///< running means over the epoch's batches
+    double test_loss = 0, test_acc = 0;    ///< after the epoch, in eval mode
     double train_seconds = 0, eval_seconds = 0;
     double samples_per_second = 0;
-    double lr = 0;                              ///< the rate the epoch trained with
+    double lr = 0;  ///< the rate the epoch trained with
 };
 
 class Trainer {
