@@ -441,6 +441,15 @@ template <class T> void DataLoader<T>::set_epoch(std::uint64_t epoch)
 
 template <class T> const Batch<T>& DataLoader<T>::batch(std::size_t i)
 {
+    const std::size_t b = options_.batch_size;
+    Batch<T>& out = (i + 1) * b <= data_->size() ? full_ : short_;  // fill() checks i
+    fill(i, out.features, out.labels);
+    return out;
+}
+
+template <class T>
+void DataLoader<T>::fill(std::size_t i, xt::xarray<T>& features_out, xt::xarray<std::int64_t>& labels_out) const
+{
     const std::size_t n = data_->size();
     if (order_.size() != n)
         throw Error("DataLoader::batch: the data set changed size from " + std::to_string(order_.size()) + " to " +
@@ -453,21 +462,18 @@ template <class T> const Batch<T>& DataLoader<T>::batch(std::size_t i)
     const std::size_t first = i * b;
     const std::size_t rows = std::min(b, n - first);
     const std::size_t d = data_->num_features();
-    Batch<T>& out = rows == b ? full_ : short_;
-    if (out.features.dimension() != 2 || out.features.shape()[0] != rows || out.features.shape()[1] != d) {
-        out.features.resize({rows, d});
-        out.labels.resize({rows});
-    }
+    if (features_out.dimension() != 2 || features_out.shape()[0] != rows || features_out.shape()[1] != d)
+        features_out.resize({rows, d});
+    if (labels_out.dimension() != 1 || labels_out.shape()[0] != rows) labels_out.resize({rows});
     const T* features = data_->features().data();
     const std::int64_t* labels = data_->labels().data();
-    T* features_out = out.features.data();
-    std::int64_t* labels_out = out.labels.data();
+    T* f = features_out.data();
+    std::int64_t* l = labels_out.data();
     for (std::size_t r = 0; r < rows; ++r) {
         const std::size_t row = order_[first + r];
-        std::copy_n(features + row * d, d, features_out + r * d);
-        labels_out[r] = labels[row];
+        std::copy_n(features + row * d, d, f + r * d);
+        l[r] = labels[row];
     }
-    return out;
 }
 
 template class Dataset<float>;

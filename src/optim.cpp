@@ -79,7 +79,7 @@ void sgd_kernel(std::size_t n, const T* g, T* w, T* buf, bool first, T lr, T wd,
 
 // One Adam/AdamW update, torch.optim.Adam's arithmetic, element by element.
 template <class T, bool Decoupled, bool WeightDecay, bool Amsgrad>
-void adam_kernel(std::size_t n, const T* g, T* w, T* m, T* v, T* vm, T b1, T b2, T wd, T decay, T step_size, T bc2_sqrt,
+void adam_kernel(std::size_t n, const T* g, T* w, T* m, T* v, T* vm, T b1, T b2, T wd, T decay, T step_size, T inv_bc2_sqrt,
                  T eps)
 {
     for_each_lane<T>(n, [&](std::size_t i, auto tag) {
@@ -97,7 +97,9 @@ void adam_kernel(std::size_t n, const T* g, T* w, T* m, T* v, T* vm, T b1, T b2,
             second = lane_max(load(vm, i, tag), vi);
             store(vm, i, second);
         }
-        const V denom = xsimd::sqrt(second) / V(bc2_sqrt) + V(eps);
+        // sqrt(v) / sqrt(1 - b2^t) as a product with the reciprocal: one division per
+        // element instead of two (the updates stay within an ulp of PyTorch's).
+        const V denom = xsimd::sqrt(second) * V(inv_bc2_sqrt) + V(eps);
         store(w, i, wi - V(step_size) * (mi / denom));
     });
 }
@@ -343,13 +345,13 @@ template <class T> void Adam<T>::step()
         const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(t));
         const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(t));
         const T step_size = static_cast<T>(this->lr_ / bc1);
-        const T bc2_sqrt = static_cast<T>(std::sqrt(bc2));
+        const T inv_bc2_sqrt = static_cast<T>(1.0 / std::sqrt(bc2));
         const T decay = static_cast<T>(1.0 - this->lr_ * o.weight_decay);
         const std::size_t n = p.size();
         const bool has_wd = wd != 0;
         auto run = [&](auto decoupled, auto with_wd, auto amsgrad) {
             adam_kernel<T, decltype(decoupled)::value, decltype(with_wd)::value, decltype(amsgrad)::value>(
-                n, g, w, m, v, vmax, b1, b2, wd, decay, step_size, bc2_sqrt, eps);
+                n, g, w, m, v, vmax, b1, b2, wd, decay, step_size, inv_bc2_sqrt, eps);
         };
         using Y = std::true_type;
         using N = std::false_type;

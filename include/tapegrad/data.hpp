@@ -171,6 +171,11 @@ public:
     /// buffers. Throws tg::Error if i is out of range.
     const Batch<T>& batch(std::size_t i);
 
+    /// Batch i written into the caller's arrays instead (resized when the shape differs,
+    /// so reusing them allocates nothing): e.g. straight into a constant Var's
+    /// `mutable_value()`, saving a copy per step.
+    void fill(std::size_t i, xt::xarray<T>& features, xt::xarray<std::int64_t>& labels) const;
+
     /// Input iterator over the current epoch's batches; dereferencing fills the batch.
     class Iterator {
     public:

@@ -168,7 +168,8 @@ std::pair<double, double> Trainer::evaluate(const tg::data::Dataset<float>& data
 void Trainer::run(Progress& progress, const std::function<void(const EpochResult&)>& on_epoch)
 {
     const int last = config_.stop_after > 0 ? std::min(config_.stop_after, config_.epochs) : config_.epochs;
-    tg::Var<float> x;
+    tg::Var<float> x = tg::constant(xt::xarray<float>());
+    xt::xarray<std::int64_t> labels;
     for (int epoch = completed_ + 1; epoch <= last; ++epoch) {
         loader_.set_epoch(static_cast<std::uint64_t>(epoch - 1));
         model_.train();
@@ -181,19 +182,14 @@ void Trainer::run(Progress& progress, const std::function<void(const EpochResult
         std::size_t correct = 0, seen = 0;
         const auto start = Clock::now();
         for (std::size_t b = 0; b < steps; ++b) {
-            const auto& batch = loader_.batch(b);
-            if (!x.defined() || x.shape() != batch.features.shape()) {
-                x = tg::constant(batch.features);
-            } else {
-                x.set_value(batch.features);
-            }
+            loader_.fill(b, x.mutable_value(), labels);  // straight into the input's buffer
             optimizer_->zero_grad();
             tg::Var<float> logits = model_(x);
-            tg::Var<float> loss = tg::cross_entropy(logits, batch.labels);
+            tg::Var<float> loss = tg::cross_entropy(logits, labels);
             loss.backward();
-            const std::size_t count = batch.labels.size();
+            const std::size_t count = labels.size();
             loss_sum += static_cast<double>(loss.item()) * count;
-            correct += count_correct(logits.value(), batch.labels);
+            correct += count_correct(logits.value(), labels);
             seen += count;
             optimizer_->step();
             ++steps_;
