@@ -54,10 +54,20 @@ def micro(folder, command):
     tt = medians(os.path.join(folder, "libtorch_tuned.json"))
     print_("## Micro-benchmarks: per-op overhead and a dense network\n")
     print_(f"Produced by `{command}` on this machine ({machine()}). Medians over the repetitions; float32.\n")
+    print_("Workloads (bench/bench_tapegrad.cpp and bench/bench_libtorch.cpp): W1 is one online training step of the")
+    print_("tutorial's 2-3-2 sigmoid network (forward, MSE, backward, SGD update with lr 0.5), cycling over its 10 rows;")
+    print_("tapegrad uses `tg::linear`, libtorch `nn::Linear` and `optim::SGD`. W3 is a chain of 1000 elementwise ops")
+    print_("(sigmoid and multiply-by-1.5, alternating), then a sum and the backward, timed per op. W2 is an MLP")
+    print_("784-256-256-10 with ReLU and cross-entropy on a batch of 128, forward and backward.\n")
     print_("Ratio = libtorch's time / tapegrad's time at libtorch's best setting (higher means tapegrad is faster).")
     print_("libtorch runs twice: with its defaults (intra-op pool of 2 threads, stock glibc malloc) and tuned")
     print_("(pool of 1 thread; `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824`).")
-    print_("tapegrad runs with its defaults, no tuning.\n")
+    print_("tapegrad runs with its defaults, no tuning.")
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    if coretype:
+        print_(f"This environment sets `OPENBLAS_CORETYPE={coretype}` for both (256-bit OpenBLAS kernels on this AVX-512")
+        print_("CPU); it matters for W2 only, see the Fashion-MNIST section for both kernel choices.")
+    print_("")
     print_("| workload | tapegrad | libtorch default | libtorch tuned | ratio (best libtorch / tapegrad) |")
     print_("| --- | --- | --- | --- | --- |")
     for label, a, b, div, unit in WORKLOADS:
@@ -99,29 +109,39 @@ def parse_libtorch(path):
     return times, acc
 
 
-def fashion(folder, command):
+def fashion(folder, command, env_coretype):
+    env_label = f"`OPENBLAS_CORETYPE={env_coretype}` as this environment sets it" if env_coretype else "as the environment sets them"
     lines = ["## Fashion-MNIST: the reference recipe, tapegrad beside libtorch\n",
              f"Produced by `{command}` on this machine ({machine()}).",
              "Recipe: MLP 784-256-128-10, ReLU, cross-entropy, Adam lr 1e-3, batch 128, shuffled every epoch, inputs in",
              "[0, 1], float32, 10 epochs; both programs see the same batches in the same order from the same initial",
-             "weights (libtorch's program takes them from tapegrad's loader and initialisers). Epoch time is the",
-             "training pass only (median over the epochs). libtorch runs at its best setting here: its pool at 1 thread,",
+             "weights (libtorch's program takes them from tapegrad's loader and initialisers). The two programs",
+             "alternate, round after round; epoch time is the training pass only, the median over all epochs of all",
+             "rounds. libtorch runs at its best setting: its pool at 1 thread,",
              "`GLIBC_TUNABLES=glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824`;",
-             "tapegrad runs with its defaults. BLAS threads: `--threads` for tapegrad, `OPENBLAS_NUM_THREADS` for libtorch.\n",
-             "| BLAS threads | tapegrad s/epoch | libtorch s/epoch | time ratio (tapegrad / libtorch) | tapegrad samples/s | libtorch samples/s | tapegrad test acc | libtorch test acc |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for threads in (1, 2):
-        tp = os.path.join(folder, f"fashion_tapegrad_{threads}.log")
-        lp = os.path.join(folder, f"fashion_libtorch_{threads}.log")
-        if not (os.path.exists(tp) and os.path.exists(lp)):
-            continue
-        tt, ta = parse_tapegrad(tp)
-        lt, la = parse_libtorch(lp)
-        if not tt or not lt:
-            continue
-        tm, lm = statistics.median(tt), statistics.median(lt)
-        lines.append(f"| {threads} | {tm:.3f} | {lm:.3f} | {tm / lm:.2f}x | {60000 / tm:.0f} | {60000 / lm:.0f} | "
-                     f"{ta:.2f}% | {la:.2f}% |")
+             "tapegrad runs with its defaults. BLAS threads: `--threads` for tapegrad, `OPENBLAS_NUM_THREADS` for libtorch.",
+             f"OpenBLAS kernels: \"environment\" = {env_label} (256-bit kernels on this AVX-512 CPU),",
+             "\"OpenBLAS's choice\" = the variable unset, so OpenBLAS detects the CPU and uses its AVX-512 kernels (both",
+             "programs get the same kernels in each row).\n",
+             "| OpenBLAS kernels | BLAS threads | tapegrad s/epoch | libtorch s/epoch | time ratio (tapegrad / libtorch) | tapegrad samples/s | libtorch samples/s | tapegrad test acc | libtorch test acc |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for kernels, label in (("env", "environment"), ("auto", "OpenBLAS's choice")):
+        for threads in (1, 2):
+            tt, lt, ta, la = [], [], [], []
+            for name in sorted(os.listdir(folder)):
+                if name.startswith(f"fashion_tapegrad_{kernels}_{threads}_"):
+                    t, a = parse_tapegrad(os.path.join(folder, name))
+                    tt += t
+                    ta.append(a)
+                if name.startswith(f"fashion_libtorch_{kernels}_{threads}_"):
+                    t, a = parse_libtorch(os.path.join(folder, name))
+                    lt += t
+                    la.append(a)
+            if not tt or not lt:
+                continue
+            tm, lm = statistics.median(tt), statistics.median(lt)
+            lines.append(f"| {label} | {threads} | {tm:.3f} | {lm:.3f} | {tm / lm:.2f}x | {60000 / tm:.0f} | {60000 / lm:.0f} | "
+                         f"{ta[-1]:.2f}% | {la[-1]:.2f}% |")
     return "\n".join(lines) + "\n"
 
 
@@ -140,7 +160,7 @@ def replace_section(name, body):
 
 def main():
     if sys.argv[1] == "--fashion":
-        replace_section("fashion", fashion(sys.argv[2], sys.argv[3]))
+        replace_section("fashion", fashion(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else ""))
     else:
         replace_section("micro", micro(sys.argv[1], sys.argv[2]))
 

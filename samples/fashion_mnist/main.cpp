@@ -122,7 +122,7 @@ int main(int argc, char** argv)
                 curves.train_acc.push_back(r.train_acc);
                 curves.test_acc.push_back(r.test_acc);
             }
-            fashion::write_svg(c.plot, curves, "tapegrad on Fashion-MNIST: " + trainer.describe());
+            fashion::write_svg(c.plot, curves, "tapegrad on Fashion-MNIST", trainer.describe());
             std::printf("wrote %s\n", c.plot.c_str());
         }
         if (!c.checkpoint.empty()) std::printf("checkpoint: %s\n", c.checkpoint.c_str());

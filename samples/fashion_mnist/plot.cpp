@@ -91,17 +91,19 @@ void panel(std::ostringstream& svg, double x0, double y0, double w, double h, co
 
 }  // namespace
 
-void write_svg(const std::string& path, const Curves& c, const std::string& title)
+void write_svg(const std::string& path, const Curves& c, const std::string& title, const std::string& subtitle)
 {
-    const double w = 900, h = 380;
+    const double w = 900, h = 380;  // plus 45 for the titles
     std::ostringstream svg;
     svg << "<?xml version='1.0' encoding='UTF-8'?>\n";
-    svg << "<svg xmlns='http://www.w3.org/2000/svg' width='" << w << "' height='" << h + 30 << "' viewBox='0 0 " << w
-        << ' ' << h + 30 << "' font-family='sans-serif'>\n";
+    svg << "<svg xmlns='http://www.w3.org/2000/svg' width='" << w << "' height='" << h + 45 << "' viewBox='0 0 " << w
+        << ' ' << h + 45 << "' font-family='sans-serif'>\n";
     svg << "<rect width='100%' height='100%' fill='white'/>\n";
     svg << "<text x='" << w / 2 << "' y='20' text-anchor='middle' font-size='16' font-weight='bold'>" << title
         << "</text>\n";
-    svg << "<g transform='translate(0, 25)'>\n";
+    svg << "<text x='" << w / 2 << "' y='38' text-anchor='middle' font-size='11' fill='#444'>" << subtitle
+        << "</text>\n";
+    svg << "<g transform='translate(0, 40)'>\n";
     panel(svg, 0, 0, w / 2, h, "loss (cross-entropy)",
           {{&c.train_loss, "train", "#1f77b4", 1.0}, {&c.test_loss, "test", "#d62728", 1.0}}, 3);
     panel(svg, w / 2, 0, w / 2, h, "accuracy (%)",

@@ -11,6 +11,6 @@ struct Curves {
 };
 
 /// Writes the curves to `path` as an SVG image (throws tg::Error naming the path on failure).
-void write_svg(const std::string& path, const Curves& curves, const std::string& title);
+void write_svg(const std::string& path, const Curves& curves, const std::string& title, const std::string& subtitle);
 
 }  // namespace fashion
