@@ -12,8 +12,6 @@
 
 #include "seed_data.hpp"
 
-namespace nn = tg::nn;
-
 int main(int argc, char** argv)
 {
     const int epochs = argc > 1 ? std::atoi(argv[1]) : 3000;
@@ -24,10 +22,7 @@ int main(int argc, char** argv)
         return 2;
     }
 
-    tg::Generator gen(static_cast<std::uint64_t>(seed));
-    const auto u01 = nn::init::uniform(0.0, 1.0);
-    nn::Sequential<double> model{nn::Dense<double>(2, 3, nn::Activation::sigmoid, u01, u01, gen),
-                                 nn::Dense<double>(3, 2, nn::Activation::sigmoid, u01, u01, gen)};
+    tg::nn::Sequential<double> model = seed::tutorial_model(seed);
     tg::optim::SGDOptions options;
     options.lr = lr;
     tg::optim::SGD<double> sgd(model.parameters(), options);

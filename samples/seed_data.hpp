@@ -7,6 +7,8 @@
 
 #include <xtensor/xarray.hpp>
 
+#include <tapegrad/nn.hpp>
+
 namespace seed {
 
 inline xt::xarray<double> rows()
@@ -28,6 +30,17 @@ inline xt::xarray<double> one_hot()
     const auto c = classes();
     for (std::size_t i = 0; i < 10; ++i) t(i, static_cast<std::size_t>(c(i))) = 1.0;
     return t;
+}
+
+/// The tutorial's network: 2 inputs, 3 sigmoid hidden units, 2 sigmoid outputs, weights
+/// and biases drawn from uniform [0, 1) as the tutorial's random.random().
+inline tg::nn::Sequential<double> tutorial_model(int seed)
+{
+    namespace nn = tg::nn;
+    tg::Generator gen(static_cast<std::uint64_t>(seed));
+    const auto u01 = nn::init::uniform(0.0, 1.0);
+    return nn::Sequential<double>{nn::Dense<double>(2, 3, nn::Activation::sigmoid, u01, u01, gen),
+                                  nn::Dense<double>(3, 2, nn::Activation::sigmoid, u01, u01, gen)};
 }
 
 /// Prints "row i  expected c  got p  (outputs a b)" for every row and returns the number right.

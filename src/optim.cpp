@@ -79,8 +79,8 @@ void sgd_kernel(std::size_t n, const T* g, T* w, T* buf, bool first, T lr, T wd,
 
 // One Adam/AdamW update, torch.optim.Adam's arithmetic, element by element.
 template <class T, bool Decoupled, bool WeightDecay, bool Amsgrad>
-void adam_kernel(std::size_t n, const T* g, T* w, T* m, T* v, T* vm, T b1, T b2, T wd, T decay, T step_size, T inv_bc2_sqrt,
-                 T eps)
+void adam_kernel(std::size_t n, const T* g, T* w, T* m, T* v, T* vm, T b1, T b2, T wd, T decay, T step_size,
+                 T inv_bc2_sqrt, T eps)
 {
     for_each_lane<T>(n, [&](std::size_t i, auto tag) {
         using V = decltype(tag);

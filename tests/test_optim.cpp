@@ -111,14 +111,29 @@ TEST_CASE("a schedule stepped before its optimiser is an error", "[optim][schedu
                       Catch::StartsWith("ExponentialLR: gamma must be positive"));
 }
 
+namespace {
+// An SGD optimiser at lr 1 that has taken one step (schedules refuse to step before it).
+struct StepTaken {
+    Var<double> w = tg::parameter(xt::xarray<double>{1.0});
+    optim::SGD<double> opt{{w}, sgd_lr_one()};
+    StepTaken()
+    {
+        tg::sum(w).backward();
+        opt.step();
+    }
+    static optim::SGDOptions sgd_lr_one()
+    {
+        optim::SGDOptions o;
+        o.lr = 1.0;
+        return o;
+    }
+};
+}  // namespace
+
 TEST_CASE("schedules set the documented learning rates", "[optim][schedule]")
 {
-    Var<double> w = tg::parameter(xt::xarray<double>{1.0});
-    optim::SGDOptions o;
-    o.lr = 1.0;
-    optim::SGD<double> opt({w}, o);
-    tg::sum(w).backward();
-    opt.step();
+    StepTaken stepped;
+    optim::SGD<double>& opt = stepped.opt;
     optim::StepLR<double> step(opt, 2, 0.5);
     std::vector<double> lrs;
     for (int e = 0; e < 5; ++e) {
@@ -140,12 +155,8 @@ TEST_CASE("schedules set the documented learning rates", "[optim][schedule]")
 
 TEST_CASE("ReduceLROnPlateau lowers the rate after patience epochs without improvement", "[optim][schedule]")
 {
-    Var<double> w = tg::parameter(xt::xarray<double>{1.0});
-    optim::SGDOptions o;
-    o.lr = 1.0;
-    optim::SGD<double> opt({w}, o);
-    tg::sum(w).backward();
-    opt.step();
+    StepTaken stepped;
+    optim::SGD<double>& opt = stepped.opt;
     optim::PlateauOptions p;
     p.patience = 2;
     p.factor = 0.5;
