@@ -66,36 +66,120 @@ void W3_chain_libtorch(benchmark::State& state)
 }
 BENCHMARK(W3_chain_libtorch)->Arg(1)->Arg(1000);
 
-void W2_mlp_libtorch(benchmark::State& state)
-{
-    const auto& s = bench::mlp_sizes;
+// The W2 MLP with bench_tapegrad.cpp's weights (ours are [in, out], nn::Linear's [out, in]),
+// its batch and labels.
+struct Mlp {
     std::vector<torch::nn::Linear> layers;
-    for (std::size_t l = 0; l + 1 < s.size(); ++l) {
-        torch::nn::Linear lin(s[l], s[l + 1]);
-        const float bound = 1.0f / std::sqrt(static_cast<float>(s[l]));
-        torch::NoGradGuard g;
-        lin->weight.copy_(from(bench::uniform_values(s[l] * s[l + 1], -bound, bound, 10 + l), {s[l], s[l + 1]}).t());
-        lin->bias.copy_(from(bench::uniform_values(s[l + 1], -bound, bound, 20 + l), {s[l + 1]}));
-        layers.push_back(lin);
+    torch::Tensor x, labels;
+    Mlp()
+    {
+        const auto& s = bench::mlp_sizes;
+        for (std::size_t l = 0; l + 1 < s.size(); ++l) {
+            torch::nn::Linear lin(s[l], s[l + 1]);
+            const float bound = 1.0f / std::sqrt(static_cast<float>(s[l]));
+            torch::NoGradGuard g;
+            lin->weight.copy_(
+                from(bench::uniform_values(s[l] * s[l + 1], -bound, bound, 10 + l), {s[l], s[l + 1]}).t());
+            lin->bias.copy_(from(bench::uniform_values(s[l + 1], -bound, bound, 20 + l), {s[l + 1]}));
+            layers.push_back(lin);
+        }
+        x = from(bench::uniform_values(bench::mlp_batch * s[0], 0.0f, 1.0f, 3), {bench::mlp_batch, s[0]});
+        const auto lv = bench::labels(bench::mlp_batch, s.back(), 4);
+        labels = torch::from_blob(const_cast<std::int64_t*>(lv.data()), {bench::mlp_batch}, torch::kInt64).clone();
     }
-    auto x = from(bench::uniform_values(bench::mlp_batch * s[0], 0.0f, 1.0f, 3), {bench::mlp_batch, s[0]});
-    const auto lv = bench::labels(bench::mlp_batch, s.back(), 4);
-    auto labels = torch::from_blob(const_cast<std::int64_t*>(lv.data()), {bench::mlp_batch}, torch::kInt64).clone();
-    for (auto _ : state) {
+    torch::Tensor loss() const
+    {
         auto h = x;
         for (std::size_t l = 0; l < layers.size(); ++l) {
             h = layers[l]->forward(h);
             if (l + 1 < layers.size()) h = torch::relu(h);
         }
-        auto loss = torch::nn::functional::cross_entropy(h, labels);
+        return torch::nn::functional::cross_entropy(h, labels);
+    }
+};
+
+void W2_mlp_libtorch(benchmark::State& state)
+{
+    Mlp mlp;
+    for (auto _ : state) {
+        auto loss = mlp.loss();
         loss.backward();
-        for (auto& lin : layers) {
+        for (auto& lin : mlp.layers) {
             for (auto& p : lin->parameters()) p.mutable_grad().reset();
         }
         benchmark::DoNotOptimize(loss.item<float>());
     }
 }
 BENCHMARK(W2_mlp_libtorch)->Unit(benchmark::kMicrosecond);
+
+// H v for the loss with respect to params: the gradient recorded (create_graph), then
+// the gradient of sum_k <g_k, v_k>.
+std::vector<torch::Tensor> hessian_vector_product(const torch::Tensor& loss, const std::vector<torch::Tensor>& params,
+                                                  const std::vector<torch::Tensor>& v)
+{
+    const auto g = torch::autograd::grad({loss}, params, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    torch::Tensor dot = (g[0] * v[0]).sum();
+    for (std::size_t k = 1; k < g.size(); ++k) dot = dot + (g[k] * v[k]).sum();
+    return torch::autograd::grad({dot}, params);
+}
+
+// The directions of bench_tapegrad.cpp: uniform [-1, 1) from seeds 40, 41, ... in the
+// parameters' order and layout (ours [in, out], transposed for nn::Linear's [out, in]).
+std::vector<torch::Tensor> directions(const std::vector<std::vector<std::int64_t>>& shapes)
+{
+    std::vector<torch::Tensor> v;
+    unsigned seed = 40;
+    for (const auto& s : shapes) {
+        std::int64_t n = 1;
+        for (auto d : s) n *= d;
+        auto t = from(bench::uniform_values(static_cast<std::size_t>(n), -1.0f, 1.0f, seed++), s);
+        v.push_back(s.size() == 2 ? t.t().contiguous() : t);
+    }
+    return v;
+}
+
+void W4_hvp_mlp_libtorch(benchmark::State& state)
+{
+    Mlp mlp;
+    std::vector<torch::Tensor> params;
+    std::vector<std::vector<std::int64_t>> shapes;
+    const auto& s = bench::mlp_sizes;
+    for (std::size_t l = 0; l < mlp.layers.size(); ++l) {
+        params.push_back(mlp.layers[l]->weight);
+        params.push_back(mlp.layers[l]->bias);
+        shapes.push_back({s[l], s[l + 1]});
+        shapes.push_back({s[l + 1]});
+    }
+    const auto v = directions(shapes);
+    for (auto _ : state) {
+        const auto hv = hessian_vector_product(mlp.loss(), params, v);
+        benchmark::DoNotOptimize(hv[0].data_ptr());
+    }
+}
+BENCHMARK(W4_hvp_mlp_libtorch)->Unit(benchmark::kMicrosecond);
+
+void W4_hvp_seed_libtorch(benchmark::State& state)
+{
+    const auto init = bench::seed_weights();
+    torch::nn::Linear l1(2, 3), l2(3, 2);
+    {
+        torch::NoGradGuard g;
+        l1->weight.copy_(from(init.w1, {2, 3}).t());
+        l1->bias.copy_(from(init.b1, {3}));
+        l2->weight.copy_(from(init.w2, {3, 2}).t());
+        l2->bias.copy_(from(init.b2, {2}));
+    }
+    const std::vector<torch::Tensor> params{l1->weight, l1->bias, l2->weight, l2->bias};
+    const auto v = directions({{2, 3}, {3}, {3, 2}, {2}});
+    auto row = torch::tensor({bench::seed_rows[0][0], bench::seed_rows[0][1]}).reshape({1, 2});
+    auto target = torch::tensor({1.0f, 0.0f}).reshape({1, 2});
+    for (auto _ : state) {
+        auto y = torch::sigmoid(l2->forward(torch::sigmoid(l1->forward(row))));
+        const auto hv = hessian_vector_product(torch::mse_loss(y, target), params, v);
+        benchmark::DoNotOptimize(hv[0].data_ptr());
+    }
+}
+BENCHMARK(W4_hvp_seed_libtorch)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -5,6 +5,8 @@
 //   W1  one online training step of the tutorial's 2-3-2 sigmoid network (MSE, SGD 0.5)
 //   W3  a chain of 1000 elementwise ops, forward + backward, on 1 and 1000 elements
 //   W2  MLP 784-256-256-10, batch 128, forward + backward
+//   W4  Hessian-vector products (double backward): of the W2 MLP's loss and of the W1 seed
+//       network's loss, with respect to all their parameters
 
 #include <cmath>
 
@@ -116,36 +118,110 @@ void W3_chain_tapegrad(benchmark::State& state)
 }
 BENCHMARK(W3_chain_tapegrad)->Arg(1)->Arg(1000);
 
-// W2: MLP 784-256-256-10 with ReLU, cross-entropy, batch 128, forward + backward.
-void W2_mlp_tapegrad(benchmark::State& state)
-{
-    const auto& s = bench::mlp_sizes;
+// The W2 MLP: weights, a batch and its labels.
+struct Mlp {
     std::vector<V> ws, bs;
-    for (std::size_t l = 0; l + 1 < s.size(); ++l) {
-        const float bound = 1.0f / std::sqrt(static_cast<float>(s[l]));
-        ws.push_back(tg::parameter(from(bench::uniform_values(s[l] * s[l + 1], -bound, bound, 10 + l),
-                                        {std::size_t(s[l]), std::size_t(s[l + 1])})));
-        bs.push_back(
-            tg::parameter(from(bench::uniform_values(s[l + 1], -bound, bound, 20 + l), {std::size_t(s[l + 1])})));
+    V x;
+    xt::xarray<std::int64_t> labels;
+    Mlp()
+    {
+        const auto& s = bench::mlp_sizes;
+        for (std::size_t l = 0; l + 1 < s.size(); ++l) {
+            const float bound = 1.0f / std::sqrt(static_cast<float>(s[l]));
+            ws.push_back(tg::parameter(from(bench::uniform_values(s[l] * s[l + 1], -bound, bound, 10 + l),
+                                            {std::size_t(s[l]), std::size_t(s[l + 1])})));
+            bs.push_back(
+                tg::parameter(from(bench::uniform_values(s[l + 1], -bound, bound, 20 + l), {std::size_t(s[l + 1])})));
+        }
+        x = tg::constant(from(bench::uniform_values(bench::mlp_batch * s[0], 0.0f, 1.0f, 3),
+                              {std::size_t(bench::mlp_batch), std::size_t(s[0])}));
+        const auto lv = bench::labels(bench::mlp_batch, s.back(), 4);
+        labels = xt::adapt(lv, {lv.size()});
     }
-    V x = tg::constant(from(bench::uniform_values(bench::mlp_batch * s[0], 0.0f, 1.0f, 3),
-                            {std::size_t(bench::mlp_batch), std::size_t(s[0])}));
-    const auto lv = bench::labels(bench::mlp_batch, s.back(), 4);
-    xt::xarray<std::int64_t> labels = xt::adapt(lv, {lv.size()});
-    for (auto _ : state) {
+    V loss() const
+    {
         V h = x;
         for (std::size_t l = 0; l < ws.size(); ++l) {
             h = tg::linear(h, ws[l], bs[l]);
             if (l + 1 < ws.size()) h = tg::relu(h);
         }
-        V loss = tg::cross_entropy(h, labels);
+        return tg::cross_entropy(h, labels);
+    }
+    std::vector<V> parameters() const
+    {
+        std::vector<V> p;
+        for (std::size_t l = 0; l < ws.size(); ++l) {
+            p.push_back(ws[l]);
+            p.push_back(bs[l]);
+        }
+        return p;
+    }
+};
+
+// W2: MLP 784-256-256-10 with ReLU, cross-entropy, batch 128, forward + backward.
+void W2_mlp_tapegrad(benchmark::State& state)
+{
+    Mlp mlp;
+    for (auto _ : state) {
+        V loss = mlp.loss();
         loss.backward();
-        for (auto& w : ws) w.zero_grad();
-        for (auto& b : bs) b.zero_grad();
+        for (auto& w : mlp.ws) w.zero_grad();
+        for (auto& b : mlp.bs) b.zero_grad();
         benchmark::DoNotOptimize(loss.item());
     }
 }
 BENCHMARK(W2_mlp_tapegrad)->Unit(benchmark::kMicrosecond);
+
+// H v for the loss L(params): g = dL/dparams recorded (create_graph), then the gradient of
+// sum_k <g_k, v_k>, as torch::autograd::grad does it.
+std::vector<V> hessian_vector_product(const V& loss, const std::vector<V>& params, const std::vector<V>& v)
+{
+    const std::vector<V> g = tg::grad<float>({loss}, params, {}, {true, false, false});
+    V dot = tg::sum(g[0] * v[0]);
+    for (std::size_t k = 1; k < g.size(); ++k) dot = dot + tg::sum(g[k] * v[k]);
+    return tg::grad<float>({dot}, params);
+}
+
+std::vector<V> directions(const std::vector<V>& params)
+{
+    std::vector<V> v;
+    unsigned seed = 40;
+    for (const auto& p : params) {
+        const auto& s = p.shape();
+        v.push_back(tg::constant(from(bench::uniform_values(p.size(), -1.0f, 1.0f, seed++), {s.begin(), s.end()})));
+    }
+    return v;
+}
+
+// W4: Hessian-vector product of the W2 MLP's loss with respect to all its parameters.
+void W4_hvp_mlp_tapegrad(benchmark::State& state)
+{
+    Mlp mlp;
+    const std::vector<V> params = mlp.parameters();
+    const std::vector<V> v = directions(params);
+    for (auto _ : state) {
+        const std::vector<V> hv = hessian_vector_product(mlp.loss(), params, v);
+        benchmark::DoNotOptimize(hv[0].value().data());
+    }
+}
+BENCHMARK(W4_hvp_mlp_tapegrad)->Unit(benchmark::kMicrosecond);
+
+// W4: Hessian-vector product of the seed network's loss on one row (W1's forward).
+void W4_hvp_seed_tapegrad(benchmark::State& state)
+{
+    const auto init = bench::seed_weights();
+    const std::vector<V> params{tg::parameter(from(init.w1, {2, 3})), tg::parameter(from(init.b1, {3})),
+                                tg::parameter(from(init.w2, {3, 2})), tg::parameter(from(init.b2, {2}))};
+    const std::vector<V> v = directions(params);
+    V row = tg::constant(xt::xarray<float>{{bench::seed_rows[0][0], bench::seed_rows[0][1]}});
+    V target = tg::constant(xt::xarray<float>{{1.0f, 0.0f}});
+    for (auto _ : state) {
+        V y = tg::sigmoid(tg::linear(tg::sigmoid(tg::linear(row, params[0], params[1])), params[2], params[3]));
+        const std::vector<V> hv = hessian_vector_product(tg::mse_loss(y, target), params, v);
+        benchmark::DoNotOptimize(hv[0].value().data());
+    }
+}
+BENCHMARK(W4_hvp_seed_tapegrad)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

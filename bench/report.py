@@ -17,21 +17,28 @@ WORKLOADS = [
     ("W3 chain of 1000 elementwise ops, 1 element, per op", "W3_chain_tapegrad/1", "W3_chain_libtorch/1", 1000, "ns"),
     ("W3 chain of 1000 elementwise ops, 1000 elements, per op", "W3_chain_tapegrad/1000", "W3_chain_libtorch/1000", 1000, "ns"),
     ("W2 MLP 784-256-256-10, batch 128, forward + backward", "W2_mlp_tapegrad", "W2_mlp_libtorch", 1, "us"),
+    ("W4 Hessian-vector product of the W2 MLP's loss, all parameters", "W4_hvp_mlp_tapegrad", "W4_hvp_mlp_libtorch", 1, "us"),
+    ("W4 Hessian-vector product of the seed network's loss, one row", "W4_hvp_seed_tapegrad", "W4_hvp_seed_libtorch", 1, "us"),
 ]
 
 
-def medians(path):
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        data = json.load(f)
-    out = {}
-    for b in data["benchmarks"]:
-        if b.get("aggregate_name") != "median":
+def medians(*paths):
+    """Median time per benchmark over every repetition in the given files (all rounds)."""
+    runs = {}
+    for path in paths:
+        if not os.path.exists(path):
             continue
-        name = b["run_name"]
-        out[name] = b["real_time"] * UNIT_NS[b["time_unit"]]
-    return out
+        with open(path) as f:
+            data = json.load(f)
+        for b in data["benchmarks"]:
+            if b.get("run_type") != "iteration":
+                continue
+            runs.setdefault(b["run_name"], []).append(b["real_time"] * UNIT_NS[b["time_unit"]])
+    return {name: statistics.median(times) for name, times in runs.items()}
+
+
+def rounds(folder, prefix):
+    return [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.startswith(prefix) and n.endswith(".json")]
 
 
 def fmt(ns, unit):
@@ -49,7 +56,9 @@ def machine():
 def micro(folder, command):
     lines = []
     print_ = lines.append
-    tg = medians(os.path.join(folder, "tapegrad.json"))
+    tg = medians(*rounds(folder, "tapegrad_"))
+    base = medians(*rounds(folder, "baseline_"))
+    base_ref = open(os.path.join(folder, "baseline_ref")).read().strip() if base else None
     td = medians(os.path.join(folder, "libtorch_default.json"))
     tt = medians(os.path.join(folder, "libtorch_tuned.json"))
     print_("## Micro-benchmarks: per-op overhead and a dense network\n")
@@ -58,18 +67,31 @@ def micro(folder, command):
     print_("tutorial's 2-3-2 sigmoid network (forward, MSE, backward, SGD update with lr 0.5), cycling over its 10 rows;")
     print_("tapegrad uses `tg::linear`, libtorch `nn::Linear` and `optim::SGD`. W3 is a chain of 1000 elementwise ops")
     print_("(sigmoid and multiply-by-1.5, alternating), then a sum and the backward, timed per op. W2 is an MLP")
-    print_("784-256-256-10 with ReLU and cross-entropy on a batch of 128, forward and backward.\n")
+    print_("784-256-256-10 with ReLU and cross-entropy on a batch of 128, forward and backward. W4 is a Hessian-vector")
+    print_("product by double backward (the gradient recorded with create_graph, then the gradient of its dot product")
+    print_("with a fixed direction), with respect to all parameters: of W2's loss, and of the seed network's MSE on one")
+    print_("row; libtorch does the same with `torch::autograd::grad(..., create_graph=true)`.\n")
     print_("Ratio = libtorch's time / tapegrad's time at libtorch's best setting (higher means tapegrad is faster).")
     print_("libtorch runs twice: with its defaults (intra-op pool of 2 threads, stock glibc malloc) and tuned")
     print_("(pool of 1 thread; `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824`).")
-    print_("tapegrad runs with its defaults, no tuning.")
+    print_("tapegrad runs with its defaults, no tuning. Each tapegrad benchmark runs in every round; its median is")
+    print_("taken over all repetitions of all rounds.")
     coretype = os.environ.get("OPENBLAS_CORETYPE")
     if coretype:
         print_(f"This environment sets `OPENBLAS_CORETYPE={coretype}` for both (256-bit OpenBLAS kernels on this AVX-512")
-        print_("CPU); it matters for W2 only, see the Fashion-MNIST section for both kernel choices.")
+        print_("CPU); it matters for W2 and W4 only, see the Fashion-MNIST section for both kernel choices.")
+    if base:
+        print_(f"\nThe column \"tapegrad at {base_ref}\" is the same benchmark program built from commit {base_ref}, run in")
+        print_("the same rounds, alternating with the current build; \"now / then\" is the current time over that one")
+        print_("(below 1.10 means within 10%).")
     print_("")
-    print_("| workload | tapegrad | libtorch default | libtorch tuned | ratio (best libtorch / tapegrad) |")
-    print_("| --- | --- | --- | --- | --- |")
+    head = "| workload | tapegrad |"
+    rule = "| --- | --- |"
+    if base:
+        head += f" tapegrad at {base_ref} | now / then |"
+        rule += " --- | --- |"
+    print_(head + " libtorch default | libtorch tuned | ratio (best libtorch / tapegrad) |")
+    print_(rule + " --- | --- | --- |")
     for label, a, b, div, unit in WORKLOADS:
         t = tg.get(a)
         d = td.get(b)
@@ -79,7 +101,12 @@ def micro(folder, command):
         u = u / div if u is not None else None
         best = min([v for v in (d, u) if v is not None], default=None)
         ratio = f"{best / t:.1f}x" if (best and t) else "n/a"
-        print_(f"| {label} | {fmt(t, unit)} | {fmt(d, unit)} | {fmt(u, unit)} | {ratio} |")
+        row = f"| {label} | {fmt(t, unit)} |"
+        if base:
+            then = base.get(a)
+            then = then / div if then is not None else None
+            row += f" {fmt(then, unit)} | {f'{t / then:.2f}' if (t and then) else 'n/a'} |"
+        print_(row + f" {fmt(d, unit)} | {fmt(u, unit)} | {ratio} |")
     hw = tg.get("W1_seed_step_handwritten")
     if hw is not None and tg.get("W1_seed_step_tapegrad"):
         print_(f"\nHand-written C++ backprop of the W1 step (no tape, every derivative by hand): {fmt(hw, 'ns')} per step; "

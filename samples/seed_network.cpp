@@ -3,10 +3,17 @@
 // (one step per row) with learning rate 0.5, weights drawn from uniform [0, 1) as the
 // tutorial's random.random(). No derivative is written by hand.
 //
-//   seed_network [epochs=100] [seed=1]
+//   seed_network [epochs=100] [seed=1] [--dot PATH]
+//
+// --dot writes the recorded graph of one training step (Graphviz DOT, parameters named as
+// the model names them); `dot -Tsvg PATH -o graph.svg` draws it.
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
 
 #include <xtensor/xview.hpp>
 
@@ -16,10 +23,19 @@
 
 int main(int argc, char** argv)
 {
-    const int epochs = argc > 1 ? std::atoi(argv[1]) : 100;
-    const int seed = argc > 2 ? std::atoi(argv[2]) : 1;
+    std::vector<const char*> args;
+    const char* dot_path = nullptr;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--dot") == 0 && i + 1 < argc) {
+            dot_path = argv[++i];
+        } else {
+            args.push_back(argv[i]);
+        }
+    }
+    const int epochs = !args.empty() ? std::atoi(args[0]) : 100;
+    const int seed = args.size() > 1 ? std::atoi(args[1]) : 1;
     if (epochs < 1) {
-        std::fprintf(stderr, "seed_network: epochs must be a positive integer, got '%s'\n", argv[1]);
+        std::fprintf(stderr, "seed_network: epochs must be a positive integer, got '%s'\n", args[0]);
         return 2;
     }
 
@@ -47,6 +63,12 @@ int main(int argc, char** argv)
             sgd.step();
         }
         if (epoch <= 10 || epoch % 10 == 0) std::printf("epoch %3d  mse %.6f\n", epoch, total / 10);
+    }
+
+    if (dot_path != nullptr) {
+        const tg::Var<double> loss = tg::mse_loss(model(rows[0]), targets[0]);
+        std::ofstream(dot_path) << tg::to_dot(loss, model.named_parameters());
+        std::printf("wrote the graph of one training step to %s\n", dot_path);
     }
 
     tg::NoGradGuard no_grad;

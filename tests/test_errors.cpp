@@ -94,6 +94,7 @@ TEST_CASE("stale Vars and spent passes are reported", "[errors][pass]")
     Var<double> fresh = tg::sum(w);
     CHECK_THROWS_WITH(h.value(), StartsWith("value: this Var is stale"));
     CHECK_THROWS_WITH(tg::sum(h), StartsWith("sum: this Var is stale"));
+    CHECK_THROWS_WITH(h + h, StartsWith("add: this Var is stale"));
     CHECK_THROWS_WITH(loss.backward(), Contains("stale"));
     CHECK(fresh.item() == 2.0);
 }

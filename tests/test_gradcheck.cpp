@@ -13,14 +13,14 @@ struct Cube {
     static constexpr const char* name = "cube";
     double factor = 3.0;  // the right factor is 3
     bool skip = false;    // "forget" to propagate at all
-    template <class T> void forward(tg::Ctx<T>& c) const
+    template <class T> void forward(tg::OpContext<T>& c) const
     {
-        xt::noalias(c.out()) = c.input(0) * c.input(0) * c.input(0);
+        xt::noalias(c.output()) = c.input(0) * c.input(0) * c.input(0);
     }
-    template <class T> void backward(tg::Ctx<T>& c) const
+    template <class T> void backward(tg::OpContext<T>& c) const
     {
         if (skip) return;
-        c.accumulate(0, c.grad_out() * static_cast<T>(factor) * c.input(0) * c.input(0));
+        c.add_grad(0, c.grad_out() * static_cast<T>(factor) * c.input(0) * c.input(0));
     }
 };
 
@@ -36,11 +36,11 @@ template <class T> Var<T> cube(const Var<T>& x, double factor = 3.0, bool skip =
 // the engine must sum it down to b's shape.
 struct ScaleBy {
     static constexpr const char* name = "scale_by";
-    template <class T> void forward(tg::Ctx<T>& c) const { xt::noalias(c.out()) = c.input(0) * c.input(1)(); }
-    template <class T> void backward(tg::Ctx<T>& c) const
+    template <class T> void forward(tg::OpContext<T>& c) const { xt::noalias(c.output()) = c.input(0) * c.input(1)(); }
+    template <class T> void backward(tg::OpContext<T>& c) const
     {
-        c.accumulate(0, c.grad_out() * c.input(1)());
-        c.accumulate(1, c.grad_out() * c.input(0));
+        c.add_grad(0, c.grad_out() * c.input(1)());
+        c.add_grad(1, c.grad_out() * c.input(0));
     }
 };
 

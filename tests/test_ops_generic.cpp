@@ -1,7 +1,9 @@
 // The generic op tests: every registered op, over every sample its registration gives
-// (broadcasting pairs, size-1 dims, rank-0 scalars, transposed inputs), is gradchecked in
-// float64, checked for gradient shapes and retain_graph accumulation, and compared in
-// float32 against float64. A new op is covered the moment it is registered.
+// (broadcasting pairs, size-1 dims, rank-0 scalars, transposed inputs), is checked against
+// its reference forward, gradchecked and gradgradchecked in float64, its fused first-order
+// kernel compared with its vjp rule, checked for gradient shapes and retain_graph
+// accumulation, and compared in float32 against float64. A new op is covered the moment
+// it is registered.
 
 #include <algorithm>
 #include <filesystem>
@@ -22,22 +24,54 @@ std::vector<tg::Var<double>> params_of(const std::vector<xt::xarray<double>>& xs
     return ps;
 }
 
-}  // namespace
-
-TEST_CASE("every registered op passes gradcheck in float64 at tight tolerance", "[ops][gradcheck]")
+tg::GradcheckOptions tight()
 {
-    std::mt19937_64 rng(kSeed);
     tg::GradcheckOptions opt;
     opt.eps = 1e-6;
     opt.atol = 1e-8;
     opt.rtol = 1e-6;
+    return opt;
+}
+
+}  // namespace
+
+TEST_CASE("every registered op computes its reference forward value", "[ops][forward]")
+{
+    std::mt19937_64 rng(kSeed + 4);
+    for (const auto& info : tg::registered_ops()) {
+        std::size_t with_reference = 0;
+        for (const auto& s : info.samples(rng)) {
+            if (!s.reference) continue;
+            ++with_reference;
+            INFO(info.name << " " << s.label << " (seed " << kSeed + 4 << ")");
+            std::vector<tg::Var<double>> cs;
+            for (const auto& x : s.inputs) cs.push_back(tg::constant(x));
+            const xt::xarray<double> y = s.f64(cs).value();
+            const xt::xarray<double> want = s.reference(s.inputs);
+            REQUIRE(y.shape() == want.shape());
+            CHECK(xt::allclose(y, want, 1e-12, 1e-12));
+        }
+        INFO(info.name << " has no sample with a reference forward value");
+        CHECK(with_reference > 0);
+    }
+}
+
+// Runs check(result of checker) in a section of its own for every sample of every op.
+template <class Checker> void check_every_sample(const char* what, Checker checker)
+{
+    std::mt19937_64 rng(kSeed);
     std::size_t checked = 0;
     for (const auto& info : tg::registered_ops()) {
         for (const auto& s : info.samples(rng)) {
             DYNAMIC_SECTION(info.name << " " << s.label)
             {
                 INFO("seed " << kSeed);
-                const tg::GradcheckResult r = tg::gradcheck(s.f64, s.inputs, opt);
+                tg::GradcheckResult r;
+                try {
+                    r = checker(s);
+                } catch (const tg::Error& e) {
+                    FAIL(info.name << ": " << what << " threw: " << e.what());
+                }
                 INFO(r.message);
                 CHECK(r.ok);
             }
@@ -45,6 +79,36 @@ TEST_CASE("every registered op passes gradcheck in float64 at tight tolerance", 
         }
     }
     CHECK(checked > 100);
+}
+
+TEST_CASE("every registered op passes gradcheck in float64 at tight tolerance", "[ops][gradcheck]")
+{
+    check_every_sample("gradcheck", [](const tg::OpSample& s) { return tg::gradcheck(s.f64, s.inputs, tight()); });
+}
+
+TEST_CASE("every registered op passes gradgradcheck in float64: it is twice differentiable", "[ops][gradgradcheck]")
+{
+    check_every_sample("gradgradcheck",
+                       [](const tg::OpSample& s) { return tg::gradgradcheck(s.f64, s.inputs, tight()); });
+}
+
+TEST_CASE("every op's fused first-order kernel agrees with its vjp rule", "[ops][rule]")
+{
+    std::mt19937_64 rng(kSeed + 5);
+    for (const auto& info : tg::registered_ops()) {
+        for (const auto& s : info.samples(rng)) {
+            INFO(info.name << " " << s.label << " (seed " << kSeed + 5 << ")");
+            auto ps = params_of(s.inputs);
+            tg::Var<double> y = s.f64(ps);
+            const xt::xarray<double> seed = tg::sample_uniform(rng, {y.shape().begin(), y.shape().end()}, -1, 1);
+            const auto by_kernel = tg::grad<double>({y}, ps, {tg::constant(seed)}, {false, true, true});
+            const auto by_rule = tg::grad<double>({y}, ps, {tg::constant(seed)}, {true, true, true});
+            for (std::size_t i = 0; i < ps.size(); ++i) {
+                INFO("input " << i);
+                CHECK(xt::allclose(by_kernel[i].value(), by_rule[i].value(), 1e-12, 1e-14));
+            }
+        }
+    }
 }
 
 TEST_CASE("every registered op gives each input a gradient of the input's shape", "[ops][shapes]")
@@ -112,11 +176,10 @@ TEST_CASE("every op file in ops/ has a registration under its own name", "[ops][
     std::set<std::string> names;
     for (const auto& info : tg::registered_ops()) names.insert(info.name);
     std::size_t files = 0;
-    for (const auto& entry : std::filesystem::directory_iterator(TAPEGRAD_OPS_DIR)) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(TAPEGRAD_OPS_DIR)) {
         if (entry.path().extension() != ".cpp") continue;
         ++files;
-        INFO("ops/" << entry.path().filename().string() << " has no registration named "
-                    << entry.path().stem().string());
+        INFO(entry.path().string() << " has no registration named " << entry.path().stem().string());
         CHECK(names.count(entry.path().stem().string()) == 1);
     }
     CHECK(files >= 20);

@@ -27,7 +27,8 @@ struct GradcheckResult {
     double max_abs_error = 0;  ///< largest |analytic - numerical| over the Jacobian
     double max_rel_error = 0;  ///< largest |analytic - numerical| / |numerical| (numerical != 0)
     // The entry that fails worst (or, when ok, the one closest to failing):
-    std::size_t input = 0;                  ///< which input
+    std::size_t output = 0;                 ///< which output (gradgradcheck: the gradient of which input)
+    std::size_t input = 0;                  ///< which input (gradgradcheck: the last is grad_outputs)
     std::vector<std::size_t> input_index;   ///< which element of that input
     std::vector<std::size_t> output_index;  ///< which element of the output
     double analytic = 0;                    ///< d output / d input from the tape
@@ -40,14 +41,24 @@ using GradcheckFn = std::function<Var<double>(const std::vector<Var<double>>&)>;
 using GradcheckFnF = std::function<Var<float>(const std::vector<Var<float>>&)>;
 
 /// Runs f on parameters made from `inputs`, builds the full Jacobian from the tape (one
-/// backward per output element) and by central differences (two evaluations per input
-/// element, under NoGradGuard), and compares them entry by entry. Also fails when the
-/// tape's gradient is all zeros but the numerical one is not.
+/// vector-Jacobian product per output element) and by central differences (two
+/// evaluations per input element), and compares them entry by entry. Also fails when the
+/// tape's gradient is all zeros but the numerical one is not. f may itself call tg::grad
+/// (a gradient penalty); what it records is dropped after each evaluation.
 GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<xt::xarray<double>>& inputs,
                           const GradcheckOptions& options = {});
 
 /// The same in float32 (use a larger eps, about 1e-3, and looser tolerances).
 GradcheckResult gradcheck(const GradcheckFnF& f, const std::vector<xt::xarray<float>>& inputs,
                           const GradcheckOptions& options);
+
+/// Second order: checks the derivatives of the vector-Jacobian product
+/// g(x, v) = tg::grad(f(x), x, v, create_graph) with respect to every input x_i and to the
+/// grad_outputs v (drawn uniformly in [-1, 1) from a fixed seed), the tape's (a backward
+/// through the recorded backward) against central differences of first-order tg::grad, as
+/// torch.autograd.gradgradcheck does. Fails when an op on the way has no vjp rule (the
+/// message says which).
+GradcheckResult gradgradcheck(const GradcheckFn& f, const std::vector<xt::xarray<double>>& inputs,
+                              const GradcheckOptions& options = {});
 
 }  // namespace tg

@@ -3,27 +3,36 @@
 /// The kit for writing differentiable ops, used by every built-in op in `ops/` and
 /// available unchanged to user code.
 ///
-/// An op is a struct with a `name`, a `forward` and a `backward`:
+/// An op is a struct with a `name`, a `forward` and its derivative, stated once as a
+/// **vjp rule** written with tg ops, so that the derivative can itself be differentiated:
 /// \code
 /// // y = log(1 + exp(x));  grad_x = grad_out * sigmoid(x)
 /// struct Softplus {
 ///     static constexpr const char* name = "softplus";
-///     template <class T> void forward(tg::Ctx<T>& c) const {
-///         xt::noalias(c.out()) = xt::log1p(xt::exp(c.input(0)));
+///     template <class T> void forward(tg::OpContext<T>& c) const {
+///         xt::noalias(c.output()) = xt::log1p(xt::exp(c.input(0)));
 ///     }
-///     template <class T> void backward(tg::Ctx<T>& c) const {
-///         c.accumulate(0, c.grad_out() / (1 + xt::exp(-c.input(0))));
+///     template <class T> void vjp(tg::VjpContext<T>& v) const {
+///         v.add_grad(0, v.grad_out() * tg::sigmoid(v.input(0)));
 ///     }
 /// };
 /// tg::Var<double> softplus(const tg::Var<double>& x) { return tg::record(Softplus{}, x); }
 /// \endcode
 /// `record` runs the forward and, when an input requires grad and recording is on,
 /// appends one tape entry holding the op, its inputs and its output.
+///
+/// A first-order backward runs the vjp rule on plain values. An op may also give a fused
+/// kernel, `backward(OpContext&)`, that computes the same first-order gradient straight
+/// into the gradient buffers; the first-order backward then uses it, and
+/// `backward(tg::create_graph)` and `tg::grad(..., create_graph)` use the rule. The generic
+/// op test checks that the two agree. Elementwise ops state their derivative once as a
+/// generic formula that serves both (see tapegrad/kit/elementwise.hpp).
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <new>
 #include <random>
 #include <string>
@@ -38,44 +47,68 @@
 #include "tapegrad/var.hpp"
 
 namespace tg {
-
 namespace detail {
-/// Adds `full` (shaped `full_shape`, a broadcast of the node's shape) into the node's
-/// gradient, summing over the broadcast axes. Assigns when the node has no gradient yet.
-/// Throws tg::Error naming `op` and `input` when `full_shape` is not a broadcast of the
-/// node's shape.
-template <class T>
-void accumulate_reduced(const char* op, std::size_t input, Node<T>& node, const T* full,
-                        const typename xt::xarray<T>::shape_type& full_shape);
+using Shape = xt::xarray<double>::shape_type;
 
-/// Scratch used as an op's `saved()` storage when nothing is recorded.
+/// Adds (or, when the node has no gradient yet, assigns) `full`, shaped `full_shape` (the
+/// node's shape or a broadcast of it), into the node's gradient, summing over broadcast
+/// axes. Throws tg::Error naming `op` and `input` when `full_shape` is not a broadcast of
+/// the node's shape.
+template <class T>
+void reduce_into(const char* op, std::size_t input, Node<T>& node, const T* full, const Shape& full_shape);
+
+/// A buffer for gradients that are reduced before they are added (one per thread).
+template <class T> std::vector<T>& reduce_buffer();
+
+/// Where saved values go for an op that is not recorded.
 template <class T> struct Scratch {
-    xt::xarray<T> saved;
-    std::vector<std::int64_t> saved_index;
+    std::vector<xt::xarray<T>> saved;
+    std::vector<xt::xarray<std::int64_t>> saved_indices;
 };
 template <class T> Scratch<T>& scratch();
 
 [[noreturn]] void throw_other_thread(const char* op);
 [[noreturn]] void throw_version(const char* op, std::size_t input, std::uint32_t now, std::uint32_t then);
-}  // namespace detail
 
-/// A writable view of one input's gradient for kernels that write raw memory:
-/// `data` has the input's size; `add` says whether to add (a gradient is already there)
-/// or to assign.
-template <class T> struct GradSlot {
-    T* data;
-    bool add;
+/// Anomaly mode: throw a tg::Error describing where a NaN or Inf appeared (forward
+/// output, or the gradient of input `input` in backward). `entry` is null for an op that
+/// was not recorded.
+template <class T>
+void check_finite(const char* op, const Entry<T>* entry, const xt::xarray<T>& values, bool backward, std::size_t input);
+template <class T> void note_recording_site(Entry<T>& e);
+
+/// Receives the gradients that a vjp rule computes while `create_graph` records them.
+template <class T> class GradSink {
+public:
+    virtual ~GradSink() = default;
+    virtual bool needs(const Node<T>* n) const = 0;
+    virtual void add(const char* op, std::size_t input, Node<T>* n, const Var<T>& g) = 0;
 };
 
-/// What an op sees in forward and backward.
-template <class T> class Ctx {
+template <class S, class U> bool shapes_equal(const S& s, const U& u) noexcept
+{
+    return s.size() == u.size() && std::equal(s.begin(), s.end(), u.begin());
+}
+
+template <class S> std::size_t element_count(const S& shape) noexcept
+{
+    std::size_t n = 1;
+    for (auto d : shape) n *= static_cast<std::size_t>(d);
+    return n;
+}
+}  // namespace detail
+
+/// What an op's forward and its fused backward kernel see: values as arrays.
+template <class T> class OpContext {
 public:
     using array_type = xt::xarray<T>;
+    using shape_type = typename array_type::shape_type;
 
-    Ctx(const char* name, detail::Node<T>* const* inputs, std::size_t n, detail::Node<T>* out, array_type* saved,
-        std::vector<std::int64_t>* saved_index, bool recording) noexcept
-        : name_(name), inputs_(inputs), n_(n), out_(out), saved_(saved), saved_index_(saved_index),
-          recording_(recording)
+    OpContext(const char* name, detail::Node<T>* const* inputs, std::size_t n, detail::Node<T>* out,
+              std::vector<array_type>* saved, std::vector<xt::xarray<std::int64_t>>* saved_indices, bool recording,
+              const detail::Entry<T>* entry, bool check_finite) noexcept
+        : name_(name), inputs_(inputs), n_(n), out_(out), saved_(saved), saved_indices_(saved_indices), entry_(entry),
+          recording_(recording), check_finite_(check_finite)
     {}
 
     /// The op's name, for error messages.
@@ -84,14 +117,39 @@ public:
     std::size_t num_inputs() const noexcept { return n_; }
     const array_type& input(std::size_t i) const noexcept { return inputs_[i]->value; }
 
-    /// The output: forward writes it, backward reads it (it is the saved output).
-    array_type& out() noexcept { return out_->value; }
-    const array_type& out() const noexcept { return out_->value; }
+    /// Forward: the output, resized to `shape` when its shape differs (the contents are then
+    /// unspecified: write every element). Reused pass after pass, so writing the same shape
+    /// again allocates nothing.
+    template <class S> array_type& output(const S& shape)
+    {
+        array_type& y = out_->value;
+        if (!detail::shapes_equal(y.shape(), shape)) y.resize(shape_type(shape.begin(), shape.end()));
+        return y;
+    }
+    array_type& output(std::initializer_list<std::size_t> shape)
+    {
+        array_type& y = out_->value;
+        if (!detail::shapes_equal(y.shape(), shape)) y.resize(shape_type(shape.begin(), shape.end()));
+        return y;
+    }
+    /// The output as it is: assign to it with `xt::noalias(c.output()) = ...` (which sizes
+    /// it); in backward, the saved output.
+    array_type& output() noexcept { return out_->value; }
+    const array_type& output() const noexcept { return out_->value; }
 
-    /// Per-entry scratch kept for backward (e.g. softmax probabilities, a dropout mask).
-    /// Reused across passes, so writing the same shape again allocates nothing.
-    array_type& saved() noexcept { return *saved_; }
-    std::vector<std::int64_t>& saved_index() noexcept { return *saved_index_; }
+    /// Values kept for the backward, as many as the op needs (slot k is created on first
+    /// use). Owned by the tape entry and reused across passes.
+    array_type& saved(std::size_t k)
+    {
+        if (saved_->size() <= k) saved_->resize(k + 1);
+        return (*saved_)[k];
+    }
+    /// Integers kept for the backward (labels, arg-max positions), as saved() does.
+    xt::xarray<std::int64_t>& saved_indices(std::size_t k)
+    {
+        if (saved_indices_->size() <= k) saved_indices_->resize(k + 1);
+        return (*saved_indices_)[k];
+    }
 
     /// True in forward when the op is being recorded (its backward will run).
     bool recording() const noexcept { return recording_; }
@@ -102,72 +160,190 @@ public:
     /// Backward only: whether input i wants a gradient.
     bool needs_grad(std::size_t i) const noexcept { return inputs_[i]->requires_grad; }
 
-    /// Backward only: adds `g` to input i's gradient. `g` may have the input's shape or a
-    /// shape the input was broadcast to; broadcast axes are summed away here, once for
-    /// every op.
-    template <class E> void accumulate(std::size_t i, const xt::xexpression<E>& expr)
+    /// Backward only, the one way to write a gradient: adds `g` to input i's gradient.
+    /// `g` has the input's shape or a shape the input was broadcast to (summed back here,
+    /// once for every op). Does nothing when the input needs no gradient, so `g` is not
+    /// evaluated then.
+    template <class E> void add_grad(std::size_t i, const xt::xexpression<E>& expr)
     {
         detail::Node<T>& n = *inputs_[i];
         if (!n.requires_grad) return;
         const E& g = expr.derived_cast();
-        const auto& in_shape = n.value.shape();
-        if (g.dimension() == in_shape.size() && std::equal(in_shape.begin(), in_shape.end(), g.shape().begin())) {
+        if (detail::shapes_equal(g.shape(), n.value.shape())) {
             if (n.has_grad) {
                 xt::noalias(n.grad) += g;
             } else {
                 xt::noalias(n.grad) = g;
-                n.has_grad = true;
             }
-            return;
+        } else if constexpr (std::is_same<E, array_type>::value) {
+            detail::reduce_into(name_, i, n, g.data(), g.shape());  // already evaluated: no copy
+        } else {
+            const array_type full = g;
+            detail::reduce_into(name_, i, n, full.data(), full.shape());
         }
-        array_type full = g;
-        detail::accumulate_reduced(name_, i, n, full.data(), full.shape());
+        finish(i);
     }
 
-    /// Backward only: raw access to input i's gradient (sized like the input).
-    GradSlot<T> grad_slot(std::size_t i)
+    /// The same for kernels that write raw memory: `kernel(T* dst, bool add)` writes the
+    /// gradient, `shape` (the input's shape or a broadcast of it) elements, into dst,
+    /// assigning when `add` is false and adding when it is true.
+    template <class S, class K> void add_grad(std::size_t i, const S& shape, K&& kernel)
     {
         detail::Node<T>& n = *inputs_[i];
-        const bool add = n.has_grad;
-        if (!add) {
-            if (!same_shape(n.grad, n.value)) n.grad.resize(n.value.shape());
-            n.has_grad = true;
+        if (!n.requires_grad) return;
+        if (detail::shapes_equal(shape, n.value.shape())) {
+            const bool add = n.has_grad;
+            if (!add && !detail::shapes_equal(n.grad.shape(), n.value.shape())) n.grad.resize(n.value.shape());
+            kernel(n.grad.data(), add);
+        } else {
+            auto& buf = detail::reduce_buffer<T>();
+            buf.resize(detail::element_count(shape));
+            kernel(buf.data(), false);
+            detail::reduce_into(name_, i, n, buf.data(), detail::Shape(shape.begin(), shape.end()));
         }
-        return {n.grad.data(), add};
-    }
-
-    /// Backward only: adds a full-size gradient (shaped like the output of a
-    /// broadcasting op) into input i, reducing broadcast axes.
-    void accumulate_full(std::size_t i, const T* full, const typename array_type::shape_type& shape)
-    {
-        if (inputs_[i]->requires_grad) detail::accumulate_reduced(name_, i, *inputs_[i], full, shape);
+        finish(i);
     }
 
 private:
-    static bool same_shape(const array_type& a, const array_type& b) noexcept { return a.shape() == b.shape(); }
+    void finish(std::size_t i)
+    {
+        detail::Node<T>& n = *inputs_[i];
+        n.has_grad = true;
+        n.grad_var.reset();  // a leaf's recorded gradient no longer matches
+        if (check_finite_) detail::check_finite(name_, entry_, n.grad, true, i);
+    }
 
     const char* name_;
     detail::Node<T>* const* inputs_;
     std::size_t n_;
     detail::Node<T>* out_;
-    array_type* saved_;
-    std::vector<std::int64_t>* saved_index_;
+    std::vector<array_type>* saved_;
+    std::vector<xt::xarray<std::int64_t>>* saved_indices_;
+    const detail::Entry<T>* entry_;
     bool recording_;
+    bool check_finite_;
 };
+
+/// What an op's vjp rule sees: the op's inputs, output and upstream gradient as Vars.
+/// Everything the rule computes with tg ops is recorded when the backward records
+/// (create_graph), so the gradients it adds can be differentiated again.
+template <class T> class VjpContext {
+public:
+    using shape_type = typename xt::xarray<T>::shape_type;
+
+    /// A rule run for a first-order backward (values only, written through `arrays`).
+    VjpContext(detail::Entry<T>& e, const Var<T>& grad_out, OpContext<T>* arrays) noexcept
+        : e_(e), grad_out_(grad_out), arrays_(arrays), sink_(nullptr)
+    {}
+    /// A rule run while the backward records (create_graph).
+    VjpContext(detail::Entry<T>& e, const Var<T>& grad_out, detail::GradSink<T>* sink) noexcept
+        : e_(e), grad_out_(grad_out), arrays_(nullptr), sink_(sink)
+    {}
+
+    const char* name() const noexcept { return e_.name; }
+    std::size_t num_inputs() const noexcept { return e_.inputs.size(); }
+
+    /// Input i, as a Var that ops can use.
+    Var<T> input(std::size_t i) const
+    {
+        detail::Node<T>* n = e_.inputs[i];
+        return Var<T>::from_node(n, n->tape != nullptr ? n->tape->pass : 0);
+    }
+    /// The shape of input i.
+    const shape_type& input_shape(std::size_t i) const noexcept { return e_.inputs[i]->value.shape(); }
+    /// The op's output (saved by the forward).
+    Var<T> output() const { return Var<T>::from_node(&e_.out, e_.out.tape->pass); }
+    /// The gradient of the loss with respect to the output.
+    const Var<T>& grad_out() const noexcept { return grad_out_; }
+    /// What the forward saved.
+    const xt::xarray<T>& saved(std::size_t k) const { return e_.saved.at(k); }
+    const xt::xarray<std::int64_t>& saved_indices(std::size_t k) const { return e_.saved_indices.at(k); }
+
+    /// Whether input i wants a gradient.
+    bool needs_grad(std::size_t i) const
+    {
+        return sink_ != nullptr ? sink_->needs(e_.inputs[i]) : arrays_->needs_grad(i);
+    }
+
+    /// Adds `g` to input i's gradient; `g` has the input's shape or a broadcast of it
+    /// (summed back here). Ignored when the input needs no gradient.
+    void add_grad(std::size_t i, const Var<T>& g)
+    {
+        if (!needs_grad(i)) return;
+        if (sink_ != nullptr) {
+            sink_->add(e_.name, i, e_.inputs[i], g);
+        } else {
+            arrays_->add_grad(i, g.value());
+        }
+    }
+
+private:
+    detail::Entry<T>& e_;
+    const Var<T>& grad_out_;
+    OpContext<T>* arrays_;
+    detail::GradSink<T>* sink_;
+};
+
+/// The value of an op's input, for the checks an op makes before record(): throws a
+/// tg::Error naming `op` when the Var is undefined or stale.
+template <class T> const xt::xarray<T>& input_value(const char* op, const Var<T>& x)
+{
+    return x.node(op)->value;
+}
+
+/// The shape of an op's input (see input_value).
+template <class T> const typename xt::xarray<T>::shape_type& input_shape(const char* op, const Var<T>& x)
+{
+    return x.node(op)->value.shape();
+}
 
 namespace detail {
 
-template <class Op, class T> void backward_thunk(Entry<T>& e)
+template <class Op, class T, class = void> struct has_kernel : std::false_type {};
+template <class Op, class T>
+struct has_kernel<Op, T, std::void_t<decltype(std::declval<const Op&>().backward(std::declval<OpContext<T>&>()))>>
+    : std::true_type {};
+
+template <class Op, class T, class = void> struct has_vjp : std::false_type {};
+template <class Op, class T>
+struct has_vjp<Op, T, std::void_t<decltype(std::declval<const Op&>().vjp(std::declval<VjpContext<T>&>()))>>
+    : std::true_type {};
+
+template <class Op, class T> void run_kernel(Entry<T>& e, OpContext<T>& c)
 {
-    for (std::size_t i = 0; i < e.inputs.size(); ++i) {
-        if (e.inputs[i]->version != e.input_versions[i])
-            throw_version(e.name, i, e.inputs[i]->version, e.input_versions[i]);
-    }
-    Ctx<T> c(e.name, e.inputs.data(), e.inputs.size(), &e.out, &e.saved, &e.saved_index, true);
     static_cast<const Op*>(e.state)->backward(c);
 }
 
-template <class Op> void destroy_thunk(void* p) noexcept
+// A first-order backward from the vjp rule: the rule runs on plain values (nothing is
+// recorded) and its results go through the context's writer.
+/// Marks, for anomaly reports, that the ops now running belong to `op`'s vjp rule.
+class InRule {
+public:
+    explicit InRule(const char* op) noexcept : previous_(thread_flags.in_rule) { thread_flags.in_rule = op; }
+    ~InRule() { thread_flags.in_rule = previous_; }
+    InRule(const InRule&) = delete;
+    InRule& operator=(const InRule&) = delete;
+
+private:
+    const char* previous_;
+};
+
+template <class Op, class T> void run_rule_on_values(Entry<T>& e, OpContext<T>& c)
+{
+    NoGradGuard guard;
+    InRule in_rule(e.name);
+    const Var<T> grad_out = constant(e.out.grad);
+    VjpContext<T> v(e, grad_out, &c);
+    static_cast<const Op*>(e.state)->vjp(v);
+}
+
+template <class Op, class T> void run_rule(Entry<T>& e, VjpContext<T>& v)
+{
+    InRule in_rule(e.name);
+    static_cast<const Op*>(e.state)->vjp(v);
+}
+
+template <class Op> void destroy_op(void* p) noexcept
 {
     static_cast<Op*>(p)->~Op();
 }
@@ -190,12 +366,7 @@ template <class Op, class T> void place_op(Entry<T>& e, Op&& op)
             throw;
         }
     }
-    if constexpr (!std::is_trivially_destructible<O>::value) e.destroy = &destroy_thunk<O>;
-}
-
-template <class T> constexpr bool all_vars()
-{
-    return true;
+    if constexpr (!std::is_trivially_destructible<O>::value) e.destroy = &destroy_op<O>;
 }
 
 }  // namespace detail
@@ -210,6 +381,9 @@ template <class Op, class T, class... More> Var<T> record(Op&& op, const Var<T>&
     static_assert((std::is_same<More, Var<T>>::value && ...),
                   "tg::record: every input must be a tg::Var of the same type");
     using O = std::decay_t<Op>;
+    static_assert(detail::has_vjp<O, T>::value || detail::has_kernel<O, T>::value,
+                  "tg::record: the op needs a vjp rule (template <class T> void vjp(tg::VjpContext<T>&) const) "
+                  "or at least a first-order backward kernel");
     constexpr std::size_t n = 1 + sizeof...(More);
     const std::array<const Var<T>*, n> vars{&first, &more...};
     std::array<detail::Node<T>*, n> nodes{};
@@ -219,12 +393,14 @@ template <class Op, class T, class... More> Var<T> record(Op&& op, const Var<T>&
         any_grad = any_grad || nodes[i]->requires_grad;
     }
 
-    if (!(any_grad && detail::grad_enabled)) {
+    const detail::ThreadFlags flags = detail::thread_flags;
+    if (!(any_grad && flags.grad_enabled)) {
         auto* out = new detail::Node<T>();
-        Var<T> result = Var<T>::adopt(out, 0);
+        Var<T> result = Var<T>::from_node(out, 0);
         auto& s = detail::scratch<T>();
-        Ctx<T> c(O::name, nodes.data(), n, out, &s.saved, &s.saved_index, false);
+        OpContext<T> c(O::name, nodes.data(), n, out, &s.saved, &s.saved_indices, false, nullptr, false);
         op.forward(c);
+        if (flags.detect_anomaly) detail::check_finite<T>(O::name, nullptr, out->value, false, 0);
         return result;
     }
 
@@ -232,7 +408,7 @@ template <class Op, class T, class... More> Var<T> record(Op&& op, const Var<T>&
     for (std::size_t i = 0; i < n; ++i) {
         if (vars[i]->pass() != 0) {
             if (nodes[i]->tape != &tape) detail::throw_other_thread(O::name);
-            if (tape.spent) detail::throw_stale(O::name, vars[i]->pass(), tape.pass + 1, true);
+            if (tape.graph_freed) detail::throw_stale(O::name, vars[i]->pass(), tape.pass + 1, true);
         }
     }
     detail::Entry<T>& e = tape.append();
@@ -247,29 +423,55 @@ template <class Op, class T, class... More> Var<T> record(Op&& op, const Var<T>&
     e.out.has_grad = false;
     try {
         detail::place_op(e, std::forward<Op>(op));
-        Ctx<T> c(O::name, nodes.data(), n, &e.out, &e.saved, &e.saved_index, true);
+        OpContext<T> c(O::name, nodes.data(), n, &e.out, &e.saved, &e.saved_indices, true, &e, false);
         static_cast<const O*>(e.state)->forward(c);
+        if (flags.detect_anomaly) {
+            detail::note_recording_site(e);
+            detail::check_finite<T>(O::name, &e, e.out.value, false, 0);
+        }
     } catch (...) {
-        tape.pop();
+        tape.truncate(tape.size() - 1);
         throw;
     }
-    e.backward = &detail::backward_thunk<O, T>;
-    return Var<T>::adopt(&e.out, tape.pass);
+    if constexpr (detail::has_kernel<O, T>::value) {
+        e.backward = &detail::run_kernel<O, T>;
+    } else {
+        e.backward = &detail::run_rule_on_values<O, T>;
+    }
+    if constexpr (detail::has_vjp<O, T>::value) e.vjp = &detail::run_rule<O, T>;
+    return Var<T>::from_node(&e.out, tape.pass);
 }
 
 // ---------------------------------------------------------------------------------------
 // Registration: an OpInfo tells the generic tests how to exercise an op.
 
-/// One way to call an op: input values (float64; converted for the float32 pass) and the
-/// call itself for both scalar types.
+/// One way to call an op: input values (float64; converted for the float32 pass), the
+/// call itself for both scalar types, and an independent computation of the expected
+/// forward value (a plain formula on arrays, or values from PyTorch).
 struct OpSample {
     std::string label;
     std::vector<xt::xarray<double>> inputs;
     std::function<Var<double>(const std::vector<Var<double>>&)> f64;
     std::function<Var<float>(const std::vector<Var<float>>&)> f32;
+    std::function<xt::xarray<double>(const std::vector<xt::xarray<double>>&)> reference;
 };
 
-/// Builds an OpSample from a generic lambda `[](const auto& v) { return tg::mul(v[0], v[1]); }`.
+/// Builds an OpSample from a generic lambda `[](const auto& v) { return tg::mul(v[0], v[1]); }`
+/// and a reference `[](const auto& x) { return xt::xarray<double>(x[0] * x[1]); }`.
+template <class F, class R>
+OpSample make_sample(std::string label, std::vector<xt::xarray<double>> inputs, F f, R reference)
+{
+    OpSample s;
+    s.label = std::move(label);
+    s.inputs = std::move(inputs);
+    s.f64 = [f](const std::vector<Var<double>>& v) { return f(v); };
+    s.f32 = [f](const std::vector<Var<float>>& v) { return f(v); };
+    s.reference = [reference](const std::vector<xt::xarray<double>>& x) { return xt::xarray<double>(reference(x)); };
+    return s;
+}
+
+/// An OpSample without a reference, for calls whose value has no independent formula
+/// (a random mask); every op needs at least one sample with a reference.
 template <class F> OpSample make_sample(std::string label, std::vector<xt::xarray<double>> inputs, F f)
 {
     OpSample s;
@@ -291,8 +493,8 @@ struct OpInfo {
 /// Every registered op: the built-in ones, then those added with register_op.
 const std::vector<OpInfo>& registered_ops();
 
-/// Adds a user op to the registry so that generic checks (gradcheck over its samples)
-/// cover it. Throws if the name is taken.
+/// Adds a user op to the registry so that generic checks (gradcheck and gradgradcheck over
+/// its samples) cover it. Throws if the name is taken.
 void register_op(OpInfo info);
 
 /// Random values in [lo, hi) with the given shape (for sample generators).
@@ -305,7 +507,17 @@ xt::xarray<double> sample_away_from_zero(std::mt19937_64& rng, const std::vector
 
 }  // namespace tg
 
-/// Defines the registration function of a built-in op; the build calls one such function
-/// for every file in `ops/`, so a file without it does not link.
-/// Usage: `TAPEGRAD_REGISTER_OP(sigmoid) { return tg::OpInfo{"sigmoid", ...}; }`
-#define TAPEGRAD_REGISTER_OP(NAME) ::tg::OpInfo tapegrad_op_info_##NAME()
+#define TAPEGRAD_OP_CAT_(a, b) a##b
+#define TAPEGRAD_OP_CAT(a, b) TAPEGRAD_OP_CAT_(a, b)
+
+/// In a built-in op's file in ops/: the body of its sample generator, given the random
+/// engine `RNG`, returning std::vector<tg::OpSample>. It registers the op under the file's
+/// name (the build defines TAPEGRAD_OP_NAME and TAPEGRAD_OP_ID from it), and the build
+/// calls one registration per file in ops/, so a file without one does not link.
+#define TAPEGRAD_OP_SAMPLES(RNG)                                                                                       \
+    static std::vector<::tg::OpSample> tapegrad_op_samples(std::mt19937_64& RNG);                                      \
+    ::tg::OpInfo TAPEGRAD_OP_CAT(tapegrad_op_info_, TAPEGRAD_OP_ID)()                                                  \
+    {                                                                                                                  \
+        return ::tg::OpInfo{TAPEGRAD_OP_NAME, &tapegrad_op_samples};                                                   \
+    }                                                                                                                  \
+    static std::vector<::tg::OpSample> tapegrad_op_samples(std::mt19937_64& RNG)

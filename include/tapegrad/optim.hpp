@@ -65,7 +65,8 @@ public:
     void zero_grad();
 
     double lr() const noexcept { return lr_; }
-    /// Sets the learning rate (schedules call this). Must be positive.
+    /// Sets the learning rate (schedules call this). Must not be negative: a schedule may
+    /// anneal it to 0 (the constructor, where 0 is more likely a mistake, wants it positive).
     void set_lr(double lr);
     /// Number of step() calls so far.
     std::uint64_t step_count() const noexcept { return steps_; }

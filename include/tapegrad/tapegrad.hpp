@@ -3,11 +3,13 @@
 /// Everything: Var and the tape, the ops, gradcheck, the kit for writing new ops, layers,
 /// optimisers, data loading and checkpoints.
 
+#include "tapegrad/autograd.hpp"
 #include "tapegrad/checkpoint.hpp"
 #include "tapegrad/data.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/gradcheck.hpp"
 #include "tapegrad/io.hpp"
+#include "tapegrad/kit.hpp"
 #include "tapegrad/nn.hpp"
 #include "tapegrad/op.hpp"
 #include "tapegrad/ops.hpp"

@@ -19,10 +19,10 @@ template <class T> class Var;
 namespace detail {
 
 /// What a Var needs to know about the tape that owns its node: which pass is current
-/// and whether that pass has been backpropagated already.
+/// and whether a backward without retain_graph has freed that pass's graph.
 struct TapeState {
     std::uint64_t pass = 1;
-    bool spent = false;
+    bool graph_freed = false;
 };
 
 /// One value in the program: a leaf (parameter or constant, heap-allocated and
@@ -31,19 +31,32 @@ struct TapeState {
 template <class T> struct Node {
     xt::xarray<T> value;
     xt::xarray<T> grad;
+    /// Leaves only: the gradient as a recorded value, left by backward(create_graph) so
+    /// that a function of it can be differentiated again. Reset by every other write.
+    Var<T> grad_var;
     TapeState* tape = nullptr;  ///< non-null for nodes that live in a tape entry
     std::size_t index = 0;      ///< entry index in the tape (tape nodes only)
     std::uint32_t refs = 0;     ///< handles and tape entries holding a heap node
     std::uint32_t version = 0;  ///< bumped by every in-place change of a leaf's value
     bool requires_grad = false;
     bool has_grad = false;
-    bool is_parameter = false;
 };
 
-/// Per-thread switch for recording, flipped by NoGradGuard.
-inline thread_local bool grad_enabled = true;
+template <class T> struct identity {
+    using type = T;
+};
+/// Blocks deduction so that `x * 2` converts 2 to the Var's scalar type.
+template <class T> using scalar_t = typename identity<T>::type;
 
-[[noreturn]] void throw_stale(const char* where, std::uint64_t var_pass, std::uint64_t tape_pass, bool spent);
+/// Per-thread switches, in one thread-local object so that an op reads both at once.
+struct ThreadFlags {
+    bool grad_enabled = true;       ///< off under NoGradGuard
+    bool detect_anomaly = false;    ///< on under DetectAnomalyGuard
+    const char* in_rule = nullptr;  ///< the op whose vjp rule is running (for anomaly reports)
+};
+inline thread_local ThreadFlags thread_flags;
+
+[[noreturn]] void throw_stale(const char* where, std::uint64_t var_pass, std::uint64_t tape_pass, bool graph_freed);
 [[noreturn]] void throw_undefined(const char* where);
 
 }  // namespace detail
@@ -51,15 +64,15 @@ inline thread_local bool grad_enabled = true;
 /// True when ops on the calling thread are recorded (no NoGradGuard active).
 inline bool is_grad_enabled() noexcept
 {
-    return detail::grad_enabled;
+    return detail::thread_flags.grad_enabled;
 }
 
 /// RAII: nothing is recorded on this thread while a guard is alive. Evaluation and
 /// optimiser updates under a guard run at plain xtensor speed and allocate no tape entry.
 class NoGradGuard {
 public:
-    NoGradGuard() noexcept : previous_(detail::grad_enabled) { detail::grad_enabled = false; }
-    ~NoGradGuard() { detail::grad_enabled = previous_; }
+    NoGradGuard() noexcept : previous_(detail::thread_flags.grad_enabled) { detail::thread_flags.grad_enabled = false; }
+    ~NoGradGuard() { detail::thread_flags.grad_enabled = previous_; }
     NoGradGuard(const NoGradGuard&) = delete;
     NoGradGuard& operator=(const NoGradGuard&) = delete;
 
@@ -71,10 +84,18 @@ private:
 struct BackwardOptions {
     /// Keep the pass usable for another backward (gradients then accumulate again).
     bool retain_graph = false;
+    /// Record the backward itself, so that the leaves' gradients (`grad_var()`) can be
+    /// differentiated again. Implies retain_graph.
+    bool create_graph = false;
 };
 
 /// `loss.backward(tg::retain_graph)` keeps the pass for a second backward.
-inline constexpr BackwardOptions retain_graph{true};
+inline constexpr BackwardOptions retain_graph{true, false};
+
+/// `loss.backward(tg::create_graph)` records the backward: every leaf's gradient is then a
+/// Var of the pass (`p.grad_var()`), and a function of it can be backpropagated again
+/// (gradient penalties, Hessian-vector products).
+inline constexpr BackwardOptions create_graph{true, true};
 
 /// A cheap handle to a recorded value. Copies refer to the same node: `set_value` through
 /// any copy of a parameter changes that parameter.
@@ -116,8 +137,15 @@ public:
         std::swap(pass_, other.pass_);
     }
 
-    /// True unless default-constructed or moved from.
+    /// True unless default-constructed, moved from or reset.
     bool defined() const noexcept { return node_ != nullptr; }
+
+    /// Makes the handle undefined (as a default-constructed one).
+    void reset() noexcept { release(); }
+
+    /// True for the output of an op recorded in a pass that has since ended (using it
+    /// throws); false for leaves and for Vars of the current pass.
+    bool stale() const noexcept { return node_ != nullptr && pass_ != 0 && tape_->pass != pass_; }
 
     /// The value. Throws tg::Error if the Var is undefined or stale.
     const array_type& value() const& { return node("value")->value; }
@@ -135,6 +163,11 @@ public:
     /// True when grad() would return a gradient.
     bool has_grad() const { return node("has_grad")->has_grad; }
 
+    /// The gradient as a Var: after backward(tg::create_graph), the recorded gradient,
+    /// which can be differentiated again; otherwise a constant holding grad(). Throws as
+    /// grad() does when there is no gradient.
+    Var grad_var() const;
+
     const shape_type& shape() const { return node("shape")->value.shape(); }
     std::size_t size() const { return node("size")->value.size(); }
     std::size_t dim() const { return node("dim")->value.dimension(); }
@@ -149,10 +182,10 @@ public:
 
     /// Backpropagates from a one-element output: seeds d(out)/d(out) = 1 and walks the
     /// tape backwards, accumulating into every parameter's grad().
-    void backward(BackwardOptions options = {});
+    void backward(BackwardOptions options = {}) const;
 
     /// Backpropagates with an explicit seed of the output's shape (vector-Jacobian product).
-    void backward(const array_type& seed, BackwardOptions options = {});
+    void backward(const array_type& seed, BackwardOptions options = {}) const;
 
     /// Replaces the value of a leaf (same shape). Affects every copy of this handle (a
     /// const handle too: constness is the handle's, as with a const std::shared_ptr).
@@ -174,15 +207,16 @@ public:
         if (node_ == nullptr) detail::throw_undefined(where);
         // The tape outlives its entries (clear_tape frees them), so staleness is read off
         // the tape, never off a node that may be gone.
-        if (pass_ != 0 && tape_->pass != pass_) detail::throw_stale(where, pass_, tape_->pass, tape_->spent);
+        if (pass_ != 0 && tape_->pass != pass_) detail::throw_stale(where, pass_, tape_->pass, tape_->graph_freed);
         return node_;
     }
 
     /// The pass this Var was recorded in (0 for leaves).
     std::uint64_t pass() const noexcept { return pass_; }
 
-    /// Wraps a freshly made heap node (refs must be 0) or a tape node.
-    static Var adopt(detail::Node<T>* node, std::uint64_t pass) noexcept
+    /// A handle to `node`: a heap node (pass 0; the handle takes a reference) or the output
+    /// node of a tape entry recorded in `pass`.
+    static Var from_node(detail::Node<T>* node, std::uint64_t pass) noexcept
     {
         Var v;
         v.node_ = node;

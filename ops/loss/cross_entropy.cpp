@@ -1,0 +1,122 @@
+// ops/loss/cross_entropy.cpp — y = mean over i of (logsumexp(x[i, :]) - x[i, label_i])
+//   for logits x [N, C] and integer labels [N] in [0, C); rank-0 result.
+//   vjp: grad_x [N, C] = grad_out / N * (softmax(x) - onehot(labels))
+// The log-sum-exp is taken around each row's maximum, so logits of +-1000 give finite
+// losses and gradients; forward keeps softmax(x) for the fused backward.
+
+#include "tapegrad/kit.hpp"
+
+namespace tg {
+
+//! public
+/// mean over N of -log_softmax(logits)[i, labels[i]] for logits [N, C], labels [N] in [0, C).
+template <class T> Var<T> cross_entropy(const Var<T>& logits, const xt::xarray<std::int64_t>& labels);
+//! end
+
+namespace {
+
+struct CrossEntropy {
+    static constexpr const char* name = TAPEGRAD_OP_NAME;
+    xt::xarray<std::int64_t> labels;  // owned: backward and the rule read them
+
+    template <class T> void forward(OpContext<T>& c) const
+    {
+        const auto& x = c.input(0);
+        const std::size_t n = x.shape()[0], k = x.shape()[1];
+        const bool keep = c.recording();
+        auto& prob = c.saved(0);
+        if (keep && prob.shape() != x.shape()) prob.resize(x.shape());
+        const T* px = x.data();
+        const std::int64_t* idx = labels.data();
+        T total = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const T* row = px + i * k;
+            const T lse = axis::slice_logsumexp(k, row, 1);
+            total += lse - row[idx[i]];
+            if (keep) {
+                T* pr = prob.data() + i * k;
+                for (std::size_t j = 0; j < k; ++j) pr[j] = std::exp(row[j] - lse);
+            }
+        }
+        c.output({}).data()[0] = total / static_cast<T>(n);
+    }
+    template <class T> void backward(OpContext<T>& c) const
+    {
+        const auto& x = c.input(0);
+        const std::size_t n = x.shape()[0], k = x.shape()[1];
+        const T scale = c.grad_out().data()[0] / static_cast<T>(n);
+        const std::int64_t* idx = labels.data();
+        const T* pr = c.saved(0).data();
+        c.add_grad(0, x.shape(), [&](T* dst, bool add) {
+            for (std::size_t i = 0; i < n; ++i) {
+                for (std::size_t j = 0; j < k; ++j) {
+                    const T onehot = static_cast<std::int64_t>(j) == idx[i] ? T(1) : T(0);
+                    const T v = scale * (pr[i * k + j] - onehot);
+                    dst[i * k + j] = add ? dst[i * k + j] + v : v;
+                }
+            }
+        });
+    }
+    template <class T> void vjp(VjpContext<T>& v) const
+    {
+        const auto& s = v.input_shape(0);
+        xt::xarray<T> onehot = xt::zeros<T>(s);
+        for (std::size_t i = 0; i < s[0]; ++i) onehot(i, static_cast<std::size_t>(labels(i))) = T(1);
+        v.add_grad(0, (softmax(v.input(0), 1) - constant(std::move(onehot))) * (v.grad_out() / static_cast<T>(s[0])));
+    }
+};
+
+}  // namespace
+
+template <class T> Var<T> cross_entropy(const Var<T>& logits, const xt::xarray<std::int64_t>& labels)
+{
+    const char* op = CrossEntropy::name;
+    const auto& s = input_shape(TAPEGRAD_OP_NAME, logits);
+    if (s.size() != 2) throw Error(std::string(op) + ": logits must be 2-D [N, C], got " + format_shape(s));
+    if (s[0] == 0) throw Error(std::string(op) + ": the batch is empty (logits " + format_shape(s) + ")");
+    if (labels.dimension() != 1 || labels.size() != s[0]) {
+        throw Error(std::string(op) + ": labels must be 1-D with one class index per row of logits " + format_shape(s) +
+                    ", got " + format_shape(labels.shape()));
+    }
+    const auto classes = static_cast<std::int64_t>(s[1]);
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+        const std::int64_t l = labels.data()[i];
+        if (l < 0 || l >= classes) {
+            throw Error(std::string(op) + ": label " + std::to_string(l) + " at row " + std::to_string(i) +
+                        " is out of range for " + std::to_string(classes) + " classes");
+        }
+    }
+    return record(CrossEntropy{labels}, logits);
+}
+
+template Var<float> cross_entropy<float>(const Var<float>&, const xt::xarray<std::int64_t>&);
+template Var<double> cross_entropy<double>(const Var<double>&, const xt::xarray<std::int64_t>&);
+
+}  // namespace tg
+
+TAPEGRAD_OP_SAMPLES(rng)
+{
+    auto u = [&](std::vector<std::size_t> s) { return tg::sample_uniform(rng, s, -3.0, 3.0); };
+    auto ref = [](const xt::xarray<double>& x, const std::vector<std::int64_t>& labels) {
+        double total = 0;
+        for (std::size_t i = 0; i < labels.size(); ++i) {
+            double z = 0;
+            for (std::size_t j = 0; j < x.shape()[1]; ++j) z += std::exp(x(i, j));
+            total += std::log(z) - x(i, static_cast<std::size_t>(labels[i]));
+        }
+        return xt::xarray<double>(total / static_cast<double>(labels.size()));
+    };
+    std::vector<tg::OpSample> out;
+    auto sample = [&](std::string label, std::vector<std::size_t> shape, std::vector<std::int64_t> l, bool t) {
+        const xt::xarray<std::int64_t> labels = xt::adapt(l, {l.size()});
+        out.push_back(tg::make_sample(
+            std::move(label), {u(shape)},
+            [labels, t](const auto& v) { return tg::cross_entropy(t ? tg::transpose(v[0]) : v[0], labels); },
+            [ref, l, t](const auto& x) { return ref(t ? xt::xarray<double>(xt::transpose(x[0])) : x[0], l); }));
+    };
+    sample("(4,5)", {4, 5}, {0, 4, 2, 2}, false);
+    sample("(1,3)", {1, 3}, {1}, false);
+    sample("(3,1)", {3, 1}, {0, 0, 0}, false);
+    sample("transposed (3,2)", {3, 2}, {2, 0}, true);
+    return out;
+}

@@ -1,0 +1,93 @@
+// ops/nn/softmax.cpp — y = exp(x) / sum(exp(x)) along an axis, computed as
+//   exp(x - logsumexp(x)) so that no exponent overflows (logits of +-1000 are fine).
+//   vjp: grad_x = y * (grad_out - sum(grad_out * y))   (sum along the same axis, kept)
+
+#include "tapegrad/kit.hpp"
+
+namespace tg {
+
+//! public
+/// exp(x) / sum(exp(x)) along an axis, computed stably (max subtracted).
+template <class T> Var<T> softmax(const Var<T>& x, std::ptrdiff_t axis);
+//! end
+
+namespace {
+
+struct Softmax {
+    static constexpr const char* name = TAPEGRAD_OP_NAME;
+    std::ptrdiff_t axis;
+
+    template <class T> void forward(OpContext<T>& c) const
+    {
+        const auto& x = c.input(0);
+        const axis::Split r = axis::split(name, x.shape(), axis);
+        const T* px = x.data();
+        T* py = c.output(x.shape()).data();
+        axis::for_slices(r, [&](std::size_t off, std::size_t st) {
+            const T lse = axis::slice_logsumexp(r.len, px + off, st);
+            for (std::size_t l = 0; l < r.len; ++l) py[off + l * st] = std::exp(px[off + l * st] - lse);
+        });
+    }
+    template <class T> void backward(OpContext<T>& c) const
+    {
+        const auto& x = c.input(0);
+        const axis::Split r = axis::split(name, x.shape(), axis);
+        const T* py = c.output().data();
+        const T* g = c.grad_out().data();
+        c.add_grad(0, x.shape(), [&](T* dst, bool add) {
+            axis::for_slices(r, [&](std::size_t off, std::size_t st) {
+                T dot = 0;
+                for (std::size_t l = 0; l < r.len; ++l) dot += g[off + l * st] * py[off + l * st];
+                for (std::size_t l = 0; l < r.len; ++l) {
+                    const std::size_t k = off + l * st;
+                    const T v = py[k] * (g[k] - dot);
+                    dst[k] = add ? dst[k] + v : v;
+                }
+            });
+        });
+    }
+    template <class T> void vjp(VjpContext<T>& v) const
+    {
+        const Var<T>& g = v.grad_out();
+        const Var<T> y = v.output();
+        v.add_grad(0, y * (g - sum(g * y, {axis}, true)));
+    }
+};
+
+}  // namespace
+
+template <class T> Var<T> softmax(const Var<T>& x, std::ptrdiff_t axis)
+{
+    axis::split(Softmax::name, input_shape(TAPEGRAD_OP_NAME, x), axis);  // checks the axis
+    return record(Softmax{axis}, x);
+}
+
+template Var<float> softmax<float>(const Var<float>&, std::ptrdiff_t);
+template Var<double> softmax<double>(const Var<double>&, std::ptrdiff_t);
+
+}  // namespace tg
+
+TAPEGRAD_OP_SAMPLES(rng)
+{
+    auto u = [&](std::vector<std::size_t> s) { return tg::sample_uniform(rng, s, -3.0, 3.0); };
+    auto ref = [](const xt::xarray<double>& x, std::size_t a) {
+        const xt::xarray<double> e = xt::exp(x);
+        const xt::xarray<double> total = xt::sum(e, {a}, xt::keep_dims);  // evaluated first (see log_softmax)
+        return xt::xarray<double>(e / total);
+    };
+    std::vector<tg::OpSample> out;
+    auto sample = [&](std::string label, std::vector<std::size_t> shape, std::ptrdiff_t a, std::size_t r) {
+        out.push_back(tg::make_sample(
+            std::move(label), {u(shape)}, [a](const auto& v) { return tg::softmax(v[0], a); },
+            [ref, r](const auto& x) { return ref(x[0], r); }));
+    };
+    sample("(3,4) axis -1", {3, 4}, -1, 1);
+    sample("(3,4) axis 0", {3, 4}, 0, 0);
+    sample("(2,3,4) axis 1", {2, 3, 4}, 1, 1);
+    sample("(5,) axis 0", {5}, 0, 0);
+    sample("(3,1) axis 1", {3, 1}, 1, 1);
+    out.push_back(tg::make_sample(
+        "transposed (4,3) axis 1", {u({4, 3})}, [](const auto& v) { return tg::softmax(tg::transpose(v[0]), 1); },
+        [ref](const auto& x) { return ref(xt::transpose(x[0]), 1); }));
+    return out;
+}

@@ -1,0 +1,200 @@
+// The engine's data: the per-thread tape, leaves, the Var handle's methods, and the one
+// place where a gradient of a broadcast shape is summed back into a node.
+
+#include <algorithm>
+#include <string>
+
+#include "autograd/sweep.hpp"
+#include "tapegrad/kit/broadcast.hpp"
+#include "tapegrad/op.hpp"
+#include "tapegrad/tape.hpp"
+#include "tapegrad/var.hpp"
+
+namespace tg {
+namespace detail {
+
+template <class T> Tape<T>& Tape<T>::current()
+{
+    static thread_local Tape<T> tape;
+    return tape;
+}
+
+template class Tape<float>;
+template class Tape<double>;
+
+template <class T> Scratch<T>& scratch()
+{
+    static thread_local Scratch<T> s;
+    return s;
+}
+template Scratch<float>& scratch<float>();
+template Scratch<double>& scratch<double>();
+
+template <class T> std::vector<T>& reduce_buffer()
+{
+    static thread_local std::vector<T> buf;
+    return buf;
+}
+template std::vector<float>& reduce_buffer<float>();
+template std::vector<double>& reduce_buffer<double>();
+
+void throw_stale(const char* where, std::uint64_t var_pass, std::uint64_t tape_pass, bool graph_freed)
+{
+    std::string msg = std::string(where) + ": this Var is stale: it was recorded in pass " + std::to_string(var_pass) +
+                      " of the tape, which ";
+    if (graph_freed && tape_pass == var_pass + 1)
+        msg += "has been backpropagated; recording a new op starts pass " + std::to_string(tape_pass);
+    else
+        msg += "has ended (the tape is on pass " + std::to_string(tape_pass) + ")";
+    msg += "; recompute it in the current pass, or read what you need before the next op is recorded";
+    throw Error(msg);
+}
+
+void throw_undefined(const char* where)
+{
+    throw Error(std::string(where) + ": the Var is undefined (default-constructed or moved from)");
+}
+
+void throw_other_thread(const char* op)
+{
+    throw Error(std::string(op) +
+                ": an input was recorded on another thread's tape; each thread records its own passes");
+}
+
+void throw_version(const char* op, std::size_t input, std::uint32_t now, std::uint32_t then)
+{
+    throw Error("backward: input " + std::to_string(input) + " of " + op +
+                " was modified in place after it was recorded (its version is " + std::to_string(now) +
+                ", the op saw version " + std::to_string(then) +
+                "); update parameters after backward, not between forward and backward");
+}
+
+template <class T>
+void reduce_into(const char* op, std::size_t input, Node<T>& node, const T* full, const Shape& full_shape)
+{
+    const auto& in_shape = node.value.shape();
+    if (!broadcast::broadcasts_to(in_shape, full_shape)) {
+        throw Error(std::string(op) + ": backward produced a gradient of shape " + format_shape(full_shape) +
+                    " for input " + std::to_string(input) + " of shape " + format_shape(in_shape) +
+                    ", which is neither that shape nor a broadcast of it");
+    }
+    const bool add = node.has_grad;
+    if (!add && node.grad.shape() != in_shape) node.grad.resize(in_shape);
+    broadcast::reduce(full, full_shape, node.grad.data(), in_shape, add);
+}
+
+template void reduce_into<float>(const char*, std::size_t, Node<float>&, const float*, const Shape&);
+template void reduce_into<double>(const char*, std::size_t, Node<double>&, const double*, const Shape&);
+
+}  // namespace detail
+
+template <class T> const xt::xarray<T>& Var<T>::grad() const&
+{
+    detail::Node<T>* n = node("grad");
+    if (!n->has_grad) {
+        if (n->tape != nullptr)
+            throw Error("grad: only leaves keep a gradient after backward; this Var is the output of an op");
+        if (!n->requires_grad) throw Error("grad: this Var is a constant and never gets a gradient");
+        throw Error("grad: no gradient yet: no backward has reached this parameter since it was created "
+                    "or last zeroed");
+    }
+    return n->grad;
+}
+
+template <class T> Var<T> Var<T>::grad_var() const
+{
+    const detail::Node<T>* n = node("grad_var");
+    const xt::xarray<T>& g = grad();  // throws when there is none
+    if (n->grad_var.defined() && !n->grad_var.stale()) return n->grad_var;
+    return constant(g);
+}
+
+template <class T> T Var<T>::item() const
+{
+    detail::Node<T>* n = node("item");
+    if (n->value.size() != 1)
+        throw Error("item: expected a Var with one element, got shape " + format_shape(n->value.shape()));
+    return n->value.data()[0];
+}
+
+template <class T> void Var<T>::backward(BackwardOptions options) const
+{
+    detail::Node<T>* n = node("backward");
+    if (n->value.size() != 1) {
+        throw Error("backward: output must have one element or be given a seed, got shape " +
+                    format_shape(n->value.shape()));
+    }
+    detail::backward_from<T>(*this, nullptr, options);
+}
+
+template <class T> void Var<T>::backward(const xt::xarray<T>& seed, BackwardOptions options) const
+{
+    detail::Node<T>* n = node("backward");
+    if (seed.shape() != n->value.shape()) {
+        throw Error("backward: seed shape " + format_shape(seed.shape()) + " differs from the output's shape " +
+                    format_shape(n->value.shape()));
+    }
+    detail::backward_from(*this, &seed, options);
+}
+
+template <class T> void Var<T>::set_value(const xt::xarray<T>& value) const
+{
+    detail::Node<T>* n = node("set_value");
+    if (n->tape != nullptr)
+        throw Error("set_value: only a leaf (parameter or constant) can be set; this Var is the output of an op");
+    if (value.shape() != n->value.shape()) {
+        throw Error("set_value: shape " + format_shape(value.shape()) + " differs from the leaf's shape " +
+                    format_shape(n->value.shape()));
+    }
+    xt::noalias(n->value) = value;
+    ++n->version;
+}
+
+template <class T> xt::xarray<T>& Var<T>::mutable_value() const
+{
+    detail::Node<T>* n = node("mutable_value");
+    if (n->tape != nullptr)
+        throw Error("mutable_value: only a leaf (parameter or constant) can be changed in place; this Var is the "
+                    "output of an op");
+    ++n->version;
+    return n->value;
+}
+
+template <class T> void Var<T>::zero_grad() const
+{
+    detail::Node<T>* n = node("zero_grad");
+    n->has_grad = false;
+    n->grad_var.reset();
+}
+
+template class Var<float>;
+template class Var<double>;
+
+template <class T> Var<T> parameter(xt::xarray<T> value)
+{
+    auto* n = new detail::Node<T>();
+    n->value = std::move(value);
+    n->requires_grad = true;
+    return Var<T>::from_node(n, 0);
+}
+
+template <class T> Var<T> constant(xt::xarray<T> value)
+{
+    auto* n = new detail::Node<T>();
+    n->value = std::move(value);
+    return Var<T>::from_node(n, 0);
+}
+
+template <class T> Var<T> detach(const Var<T>& v)
+{
+    return constant(v.value());
+}
+
+template Var<float> parameter<float>(xt::xarray<float>);
+template Var<double> parameter<double>(xt::xarray<double>);
+template Var<float> constant<float>(xt::xarray<float>);
+template Var<double> constant<double>(xt::xarray<double>);
+template Var<float> detach<float>(const Var<float>&);
+template Var<double> detach<double>(const Var<double>&);
+
+}  // namespace tg

@@ -1,0 +1,64 @@
+#pragma once
+// Private to src/io/: what the files of tg::io share (byte codecs, tensor checks, the
+// checksum, serialisation). Not installed, and nothing here is part of the public API.
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include "tapegrad/io.hpp"
+
+namespace tg::io::detail {
+
+// The reserved metadata entry that holds the checksum (checksum() leaves it out).
+inline const std::string checksum_key = "tapegrad.crc32";
+
+inline std::string quote(const std::string& s)
+{
+    return "'" + s + "'";
+}
+
+// --- bytes ----------------------------------------------------------------------------
+
+// Byte by byte, so the files are little-endian whatever the host is.
+template <class U> U load_le(const unsigned char* p)
+{
+    U v = 0;
+    for (std::size_t i = sizeof(U); i-- > 0;) v = static_cast<U>((std::uint64_t{v} << 8) | p[i]);
+    return v;
+}
+
+template <class U> void store_le(unsigned char* p, U v)
+{
+    for (std::size_t i = 0; i < sizeof(U); ++i) p[i] = static_cast<unsigned char>(std::uint64_t{v} >> (8 * i));
+}
+
+// --- defined in tensor.cpp -----------------------------------------------------------
+
+// product(shape) * element size, or nullopt when it overflows.
+std::optional<std::size_t> byte_count(const std::vector<std::size_t>& shape, Dtype dtype);
+
+// Throws unless t.bytes holds exactly what t's shape and dtype need; `where` starts the message.
+void check_bytes(const Tensor& t, const std::string& where);
+
+// The elements of t as an array of T (see Tensor::to); `where` starts every message.
+// Instantiated in tensor.cpp for the io element types.
+template <class T> xt::xarray<T> convert(const Tensor& t, const std::string& where);
+
+// --- defined in checksum.cpp ---------------------------------------------------------
+
+// The CRC-32, as 8 lowercase hex digits, of the canonical serialisation of the tensors and
+// of every metadata entry but checksum_key.
+std::string checksum(const std::map<std::string, Tensor>& tensors, const std::map<std::string, std::string>& metadata);
+
+// --- defined in safetensors.cpp ------------------------------------------------------
+
+// serialize(), with `where` (the path, or "serialize") starting every message.
+std::string serialize_as(const File& file, const std::string& where);
+
+}  // namespace tg::io::detail
