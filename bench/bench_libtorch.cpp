@@ -87,7 +87,7 @@ struct Mlp {
         const auto lv = bench::labels(bench::mlp_batch, s.back(), 4);
         labels = torch::from_blob(const_cast<std::int64_t*>(lv.data()), {bench::mlp_batch}, torch::kInt64).clone();
     }
-    torch::Tensor loss() const
+    torch::Tensor loss()
     {
         auto h = x;
         for (std::size_t l = 0; l < layers.size(); ++l) {

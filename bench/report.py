@@ -56,7 +56,8 @@ def machine():
 def micro(folder, command):
     lines = []
     print_ = lines.append
-    tg = medians(*rounds(folder, "tapegrad_"))
+    tg = medians(*[r for r in rounds(folder, "tapegrad_") if "tuned" not in r])
+    tg_tuned = medians(*rounds(folder, "tapegrad_tuned_"))
     base = medians(*rounds(folder, "baseline_"))
     base_ref = open(os.path.join(folder, "baseline_ref")).read().strip() if base else None
     td = medians(os.path.join(folder, "libtorch_default.json"))
@@ -107,6 +108,18 @@ def micro(folder, command):
             then = then / div if then is not None else None
             row += f" {fmt(then, unit)} | {f'{t / then:.2f}' if (t and then) else 'n/a'} |"
         print_(row + f" {fmt(d, unit)} | {fmt(u, unit)} | {ratio} |")
+    if tg_tuned:
+        print_("\nWith libtorch's tuned glibc settings for tapegrad too (same environment variable; W2 and W4, where")
+        print_("OpenBLAS's multithreaded gemm mallocs and frees a 512 KB job buffer per call, which glibc's defaults")
+        print_("return to the kernel and map again, page fault by page fault, in both libraries):\n")
+        print_("| workload | tapegrad tuned | libtorch tuned | ratio (libtorch tuned / tapegrad tuned) |")
+        print_("| --- | --- | --- | --- |")
+        for label, a, b, div, unit in WORKLOADS:
+            t, u = tg_tuned.get(a), tt.get(b)
+            if t is None:
+                continue
+            print_(f"| {label} | {fmt(t / div, unit)} | {fmt(u / div if u else None, unit)} | "
+                   f"{f'{u / t:.2f}x' if u else 'n/a'} |")
     hw = tg.get("W1_seed_step_handwritten")
     if hw is not None and tg.get("W1_seed_step_tapegrad"):
         print_(f"\nHand-written C++ backprop of the W1 step (no tape, every derivative by hand): {fmt(hw, 'ns')} per step; "

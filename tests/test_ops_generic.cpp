@@ -171,6 +171,18 @@ TEST_CASE("every registered op agrees in float32 with float64", "[ops][float32]"
     }
 }
 
+TEST_CASE("every op's sample labels are distinct", "[ops][registry]")
+{
+    std::mt19937_64 rng(kSeed);
+    for (const auto& info : tg::registered_ops()) {
+        std::set<std::string> labels;
+        for (const auto& s : info.samples(rng)) {
+            INFO(info.name << " has two samples labelled '" << s.label << "'");
+            CHECK(labels.insert(s.label).second);
+        }
+    }
+}
+
 TEST_CASE("every op file in ops/ has a registration under its own name", "[ops][registry]")
 {
     std::set<std::string> names;

@@ -85,17 +85,6 @@ public:
     virtual void add(const char* op, std::size_t input, Node<T>* n, const Var<T>& g) = 0;
 };
 
-template <class S, class U> bool shapes_equal(const S& s, const U& u) noexcept
-{
-    return s.size() == u.size() && std::equal(s.begin(), s.end(), u.begin());
-}
-
-template <class S> std::size_t element_count(const S& shape) noexcept
-{
-    std::size_t n = 1;
-    for (auto d : shape) n *= static_cast<std::size_t>(d);
-    return n;
-}
 }  // namespace detail
 
 /// What an op's forward and its fused backward kernel see: values as arrays.
@@ -123,13 +112,13 @@ public:
     template <class S> array_type& output(const S& shape)
     {
         array_type& y = out_->value;
-        if (!detail::shapes_equal(y.shape(), shape)) y.resize(shape_type(shape.begin(), shape.end()));
+        if (!detail::shapes_equal(y.shape(), shape)) detail::acquire(y, shape_type(shape.begin(), shape.end()));
         return y;
     }
     array_type& output(std::initializer_list<std::size_t> shape)
     {
         array_type& y = out_->value;
-        if (!detail::shapes_equal(y.shape(), shape)) y.resize(shape_type(shape.begin(), shape.end()));
+        if (!detail::shapes_equal(y.shape(), shape)) detail::acquire(y, shape_type(shape.begin(), shape.end()));
         return y;
     }
     /// The output as it is: assign to it with `xt::noalias(c.output()) = ...` (which sizes
@@ -173,6 +162,7 @@ public:
             if (n.has_grad) {
                 xt::noalias(n.grad) += g;
             } else {
+                if (!detail::shapes_equal(n.grad.shape(), n.value.shape())) detail::acquire(n.grad, n.value.shape());
                 xt::noalias(n.grad) = g;
             }
         } else if constexpr (std::is_same<E, array_type>::value) {
@@ -193,7 +183,8 @@ public:
         if (!n.requires_grad) return;
         if (detail::shapes_equal(shape, n.value.shape())) {
             const bool add = n.has_grad;
-            if (!add && !detail::shapes_equal(n.grad.shape(), n.value.shape())) n.grad.resize(n.value.shape());
+            if (!add && !detail::shapes_equal(n.grad.shape(), n.value.shape()))
+                detail::acquire(n.grad, n.value.shape());
             kernel(n.grad.data(), add);
         } else {
             auto& buf = detail::reduce_buffer<T>();
@@ -205,11 +196,11 @@ public:
     }
 
 private:
-    void finish(std::size_t i)
+    TAPEGRAD_ALWAYS_INLINE void finish(std::size_t i)
     {
         detail::Node<T>& n = *inputs_[i];
         n.has_grad = true;
-        n.grad_var.reset();  // a leaf's recorded gradient no longer matches
+        if (n.grad_var.defined()) n.grad_var.reset();  // a leaf's recorded gradient no longer matches
         if (check_finite_) detail::check_finite(name_, entry_, n.grad, true, i);
     }
 
@@ -332,7 +323,14 @@ template <class Op, class T> void run_rule_on_values(Entry<T>& e, OpContext<T>& 
 {
     NoGradGuard guard;
     InRule in_rule(e.name);
-    const Var<T> grad_out = constant(e.out.grad);
+    // The gradient lends its buffer to a constant for the rule and gets it back after, so
+    // the entry keeps reusing it.
+    const Var<T> grad_out = constant(std::move(e.out.grad));
+    struct GiveBack {
+        Entry<T>& e;
+        const Var<T>& g;
+        ~GiveBack() { e.out.grad = std::move(g.raw_node()->value); }
+    } give_back{e, grad_out};
     VjpContext<T> v(e, grad_out, &c);
     static_cast<const Op*>(e.state)->vjp(v);
 }
@@ -454,6 +452,18 @@ struct OpSample {
     std::function<Var<double>(const std::vector<Var<double>>&)> f64;
     std::function<Var<float>(const std::vector<Var<float>>&)> f32;
     std::function<xt::xarray<double>(const std::vector<xt::xarray<double>>&)> reference;
+    /// The same call in PyTorch, a Python expression over the float64 input tensors x[0],
+    /// x[1], ... (e.g. "torch.sum(x[0], dim=1)"). scripts/update-op-reference evaluates it
+    /// with PyTorch to record the forward value and the first- and second-order gradients
+    /// that tests/test_op_reference.cpp replays. Empty: no PyTorch counterpart.
+    std::string torch;
+
+    /// Sets `torch` (for chaining after make_sample).
+    OpSample&& with_torch(std::string expression) &&
+    {
+        torch = std::move(expression);
+        return std::move(*this);
+    }
 };
 
 /// Builds an OpSample from a generic lambda `[](const auto& v) { return tg::mul(v[0], v[1]); }`

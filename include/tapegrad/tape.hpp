@@ -42,7 +42,7 @@ template <class T> struct Entry {
     void* state = nullptr;             ///< the op object (inline_state or heap)
     bool state_on_heap = false;
     const char* name = "";
-    alignas(16) unsigned char inline_state[160];  ///< room for an op holding two shapes (sum, mean)
+    alignas(16) unsigned char inline_state[160];          ///< room for an op holding two shapes (sum, mean)
     std::vector<xt::xarray<T>> saved;                     ///< values an op keeps for its backward
     std::vector<xt::xarray<std::int64_t>> saved_indices;  ///< integers it keeps (labels, arg-max positions)
     std::vector<void*> recorded_at;                       ///< return addresses, in anomaly mode only
@@ -56,7 +56,7 @@ template <class T> struct Entry {
     void clear() noexcept
     {
         for (Node<T>* n : inputs) {
-            if (n->tape == nullptr && --n->refs == 0) delete n;
+            if (n->tape == nullptr && --n->refs == 0) delete_leaf(n);
         }
         inputs.clear();
         input_versions.clear();
@@ -153,6 +153,9 @@ private:
 extern template class Tape<float>;
 extern template class Tape<double>;
 
+/// Frees the calling thread's pool of large buffers (see acquire in var.hpp).
+template <class T> void release_pooled_buffers() noexcept;
+
 }  // namespace detail
 
 /// Number of ops recorded in the calling thread's current pass.
@@ -167,11 +170,12 @@ template <class T> std::size_t tape_capacity()
     return detail::Tape<T>::current().capacity();
 }
 
-/// Frees the calling thread's tape (all entries and buffers). Every Var recorded on it
-/// becomes stale. Useful after recording ops that were never backpropagated.
+/// Frees the calling thread's tape (all entries and buffers) and its pool of large buffers
+/// kept for reuse. Every Var recorded on it becomes stale.
 template <class T> void clear_tape()
 {
     detail::Tape<T>::current().clear();
+    detail::release_pooled_buffers<T>();
 }
 
 /// Ends the calling thread's current pass as a backward without retain_graph would: the

@@ -12,6 +12,10 @@
 
 #include "tapegrad/error.hpp"
 
+/// For the few tiny functions on every op's path (handle checks, shape compares): the
+/// compiler's size heuristics otherwise leave them out of line once the callers grow.
+#define TAPEGRAD_ALWAYS_INLINE inline __attribute__((always_inline))
+
 namespace tg {
 
 template <class T> class Var;
@@ -55,6 +59,38 @@ struct ThreadFlags {
     const char* in_rule = nullptr;  ///< the op whose vjp rule is running (for anomaly reports)
 };
 inline thread_local ThreadFlags thread_flags;
+
+/// True when two shapes (any containers of sizes) are equal.
+template <class S, class U> TAPEGRAD_ALWAYS_INLINE bool shapes_equal(const S& s, const U& u) noexcept
+{
+    const std::size_t r = s.size();
+    if (r != u.size()) return false;
+    auto a = s.begin();
+    auto b = u.begin();
+    for (std::size_t j = 0; j < r; ++j) {
+        if (static_cast<std::size_t>(a[j]) != static_cast<std::size_t>(b[j])) return false;
+    }
+    return true;
+}
+
+/// The number of elements of a shape.
+template <class S> TAPEGRAD_ALWAYS_INLINE std::size_t element_count(const S& shape) noexcept
+{
+    std::size_t n = 1;
+    for (auto d : shape) n *= static_cast<std::size_t>(d);
+    return n;
+}
+
+/// Deletes a leaf node whose last handle went away; its large buffers go to the thread's
+/// buffer pool (see acquire) instead of back to malloc.
+template <class T> void delete_leaf(Node<T>* n) noexcept;
+
+/// Sizes `a` to `shape`, taking a pooled buffer of the same element count when `a` has to
+/// grow from empty: large arrays that a program frees and allocates again every step (the
+/// results of tg::grad, the outputs of ops run under NoGradGuard) then reuse the same
+/// memory instead of going back to malloc, which on glibc would hand fresh, page-faulting
+/// memory every time.
+template <class T> void acquire(xt::xarray<T>& a, const typename xt::xarray<T>::shape_type& shape);
 
 [[noreturn]] void throw_stale(const char* where, std::uint64_t var_pass, std::uint64_t tape_pass, bool graph_freed);
 [[noreturn]] void throw_undefined(const char* where);
@@ -202,7 +238,7 @@ public:
 
     /// The node behind the handle, after checking that the Var is defined and not stale.
     /// `where` names the calling op for the error message.
-    detail::Node<T>* node(const char* where) const
+    TAPEGRAD_ALWAYS_INLINE detail::Node<T>* node(const char* where) const
     {
         if (node_ == nullptr) detail::throw_undefined(where);
         // The tape outlives its entries (clear_tape frees them), so staleness is read off
@@ -230,13 +266,14 @@ public:
     detail::Node<T>* raw_node() const noexcept { return node_; }
 
 private:
-    void retain() noexcept
+    TAPEGRAD_ALWAYS_INLINE void retain() noexcept
     {
         if (node_ != nullptr && pass_ == 0) ++node_->refs;
     }
-    void release() noexcept
+    TAPEGRAD_ALWAYS_INLINE void release() noexcept
     {
-        if (node_ != nullptr && pass_ == 0 && --node_->refs == 0) delete node_;
+        if (node_ == nullptr) return;
+        if (pass_ == 0 && --node_->refs == 0) detail::delete_leaf(node_);
         node_ = nullptr;
     }
 

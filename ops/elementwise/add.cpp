@@ -76,5 +76,5 @@ TAPEGRAD_OP_SAMPLES(rng)
 {
     return tg::samples::binary(
         rng, -2.0, 2.0, 0.0, [](const auto& v) { return v[0] + v[1]; }, [](const auto& x, double s) { return x + s; },
-        [](double s, const auto& x) { return s + x; }, [](const auto& a, const auto& b) { return a + b; });
+        [](double s, const auto& x) { return s + x; }, [](const auto& a, const auto& b) { return a + b; }, "{0} + {1}");
 }

@@ -32,5 +32,6 @@ TAPEGRAD_INSTANTIATE_UNARY(exp)
 TAPEGRAD_OP_SAMPLES(rng)
 {
     return tg::samples::unary(
-        rng, -2.0, 2.0, 0.0, [](const auto& v) { return tg::exp(v[0]); }, [](const auto& x) { return xt::exp(x); });
+        rng, -2.0, 2.0, 0.0, [](const auto& v) { return tg::exp(v[0]); }, [](const auto& x) { return xt::exp(x); },
+        "torch.exp({0})");
 }

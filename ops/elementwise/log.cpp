@@ -32,5 +32,6 @@ TAPEGRAD_INSTANTIATE_UNARY(log)
 TAPEGRAD_OP_SAMPLES(rng)
 {
     return tg::samples::unary(
-        rng, 0.5, 3.0, 0.0, [](const auto& v) { return tg::log(v[0]); }, [](const auto& x) { return xt::log(x); });
+        rng, 0.5, 3.0, 0.0, [](const auto& v) { return tg::log(v[0]); }, [](const auto& x) { return xt::log(x); },
+        "torch.log({0})");
 }

@@ -37,5 +37,6 @@ TAPEGRAD_INSTANTIATE_UNARY(neg)
 TAPEGRAD_OP_SAMPLES(rng)
 {
     return tg::samples::unary(
-        rng, -2.0, 2.0, 0.0, [](const auto& v) { return tg::neg(v[0]); }, [](const auto& x) { return -x; });
+        rng, -2.0, 2.0, 0.0, [](const auto& v) { return tg::neg(v[0]); }, [](const auto& x) { return -x; },
+        "torch.neg({0})");
 }

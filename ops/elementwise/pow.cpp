@@ -36,17 +36,22 @@ TAPEGRAD_OP_SAMPLES(rng)
 {
     auto out = tg::samples::unary(
         rng, 0.5, 2.5, 0.0, [](const auto& v) { return tg::pow(v[0], 2.5); },
-        [](const auto& x) { return xt::pow(x, 2.5); });
+        [](const auto& x) { return xt::pow(x, 2.5); }, "torch.pow({0}, 2.5)");
     auto more = tg::samples::unary(
         rng, 0.5, 2.5, 0.0, [](const auto& v) { return tg::pow(v[0], -1.5); },
-        [](const auto& x) { return xt::pow(x, -1.5); });
+        [](const auto& x) { return xt::pow(x, -1.5); }, "torch.pow({0}, -1.5)");
+    for (auto& s : out) s.label += " ** 2.5";
+    for (auto& s : more) s.label += " ** -1.5";
     out.insert(out.end(), more.begin(), more.end());
     // Integer exponents are defined for negative x too.
     out.push_back(tg::make_sample(
-        "(3,4) ** 3 with negatives", {tg::sample_uniform(rng, {3, 4}, -2.0, 2.0)},
-        [](const auto& v) { return tg::pow(v[0], 3.0); }, [](const auto& x) { return x[0] * x[0] * x[0]; }));
+                      "(3,4) ** 3 with negatives", {tg::sample_uniform(rng, {3, 4}, -2.0, 2.0)},
+                      [](const auto& v) { return tg::pow(v[0], 3.0); },
+                      [](const auto& x) { return x[0] * x[0] * x[0]; })
+                      .with_torch("torch.pow(x[0], 3.0)"));
     out.push_back(tg::make_sample(
-        "(3,4) ** 2 with negatives", {tg::sample_uniform(rng, {3, 4}, -2.0, 2.0)},
-        [](const auto& v) { return tg::pow(v[0], 2.0); }, [](const auto& x) { return x[0] * x[0]; }));
+                      "(3,4) ** 2 with negatives", {tg::sample_uniform(rng, {3, 4}, -2.0, 2.0)},
+                      [](const auto& v) { return tg::pow(v[0], 2.0); }, [](const auto& x) { return x[0] * x[0]; })
+                      .with_torch("torch.pow(x[0], 2.0)"));
     return out;
 }

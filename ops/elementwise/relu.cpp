@@ -34,5 +34,5 @@ TAPEGRAD_OP_SAMPLES(rng)
 {
     return tg::samples::unary(
         rng, -2.0, 2.0, 0.1, [](const auto& v) { return tg::relu(v[0]); },
-        [](const auto& x) { return xt::where(x < 0.0, 0.0, x); });
+        [](const auto& x) { return xt::where(x < 0.0, 0.0, x); }, "torch.relu({0})");
 }

@@ -33,5 +33,5 @@ TAPEGRAD_OP_SAMPLES(rng)
 {
     return tg::samples::unary(
         rng, -5.0, 5.0, 0.0, [](const auto& v) { return tg::sigmoid(v[0]); },
-        [](const auto& x) { return 1.0 / (1.0 + xt::exp(-x)); });
+        [](const auto& x) { return 1.0 / (1.0 + xt::exp(-x)); }, "torch.sigmoid({0})");
 }

@@ -32,5 +32,6 @@ TAPEGRAD_INSTANTIATE_UNARY(sqrt)
 TAPEGRAD_OP_SAMPLES(rng)
 {
     return tg::samples::unary(
-        rng, 0.5, 3.0, 0.0, [](const auto& v) { return tg::sqrt(v[0]); }, [](const auto& x) { return xt::sqrt(x); });
+        rng, 0.5, 3.0, 0.0, [](const auto& v) { return tg::sqrt(v[0]); }, [](const auto& x) { return xt::sqrt(x); },
+        "torch.sqrt({0})");
 }

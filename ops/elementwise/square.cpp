@@ -32,5 +32,6 @@ TAPEGRAD_INSTANTIATE_UNARY(square)
 TAPEGRAD_OP_SAMPLES(rng)
 {
     return tg::samples::unary(
-        rng, -2.0, 2.0, 0.0, [](const auto& v) { return tg::square(v[0]); }, [](const auto& x) { return x * x; });
+        rng, -2.0, 2.0, 0.0, [](const auto& v) { return tg::square(v[0]); }, [](const auto& x) { return x * x; },
+        "torch.square({0})");
 }

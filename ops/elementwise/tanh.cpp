@@ -32,5 +32,6 @@ TAPEGRAD_INSTANTIATE_UNARY(tanh)
 TAPEGRAD_OP_SAMPLES(rng)
 {
     return tg::samples::unary(
-        rng, -3.0, 3.0, 0.0, [](const auto& v) { return tg::tanh(v[0]); }, [](const auto& x) { return xt::tanh(x); });
+        rng, -3.0, 3.0, 0.0, [](const auto& v) { return tg::tanh(v[0]); }, [](const auto& x) { return xt::tanh(x); },
+        "torch.tanh({0})");
 }

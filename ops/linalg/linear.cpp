@@ -40,7 +40,9 @@ struct Linear {
         c.add_grad(1, w.shape(), [&](T* dst, bool add) {
             blas::gemm_to(dst, add, true, false, in, out, batch, x.data(), in, g.data(), out);
         });
-        c.add_grad(2, g);
+        const auto& bias_shape = c.input(2).shape();  // grad_out's rows, summed straight into the bias
+        c.add_grad(2, bias_shape,
+                   [&](T* dst, bool add) { broadcast::reduce(g.data(), g.shape(), dst, bias_shape, add); });
     }
     template <class T> void vjp(VjpContext<T>& v) const
     {
@@ -93,8 +95,11 @@ TAPEGRAD_OP_SAMPLES(rng)
         return y;
     };
     std::vector<tg::OpSample> out;
-    out.push_back(tg::make_sample("(1,2)x(2,3)+(3,)", {u({1, 2}), u({2, 3}), u({3})}, f, ref));
-    out.push_back(tg::make_sample("(4,3)x(3,2)+(2,)", {u({4, 3}), u({3, 2}), u({2})}, f, ref));
-    out.push_back(tg::make_sample("(16,24)x(24,30)+(30,) via BLAS", {u({16, 24}), u({24, 30}), u({30})}, f, ref));
+    out.push_back(
+        tg::make_sample("(1,2)x(2,3)+(3,)", {u({1, 2}), u({2, 3}), u({3})}, f, ref).with_torch("x[0] @ x[1] + x[2]"));
+    out.push_back(
+        tg::make_sample("(4,3)x(3,2)+(2,)", {u({4, 3}), u({3, 2}), u({2})}, f, ref).with_torch("x[0] @ x[1] + x[2]"));
+    out.push_back(tg::make_sample("(16,24)x(24,30)+(30,) via BLAS", {u({16, 24}), u({24, 30}), u({30})}, f, ref)
+                      .with_torch("x[0] @ x[1] + x[2]"));
     return out;
 }

@@ -85,12 +85,16 @@ TAPEGRAD_OP_SAMPLES(rng)
     };
     auto ref = [bce](const auto& x) { return bce(x[0], x[1]); };
     std::vector<tg::OpSample> out;
-    out.push_back(tg::make_sample("(3,4)", {u({3, 4}, -4, 4), u({3, 4}, 0, 1)}, f, ref));
-    out.push_back(tg::make_sample("(1,)", {u({1}, -4, 4), u({1}, 0, 1)}, f, ref));
-    out.push_back(tg::make_sample("()", {u({}, -4, 4), u({}, 0, 1)}, f, ref));
+    out.push_back(tg::make_sample("(3,4)", {u({3, 4}, -4, 4), u({3, 4}, 0, 1)}, f, ref)
+                      .with_torch("torch.nn.functional.binary_cross_entropy_with_logits(x[0], x[1])"));
+    out.push_back(tg::make_sample("(1,)", {u({1}, -4, 4), u({1}, 0, 1)}, f, ref)
+                      .with_torch("torch.nn.functional.binary_cross_entropy_with_logits(x[0], x[1])"));
+    out.push_back(tg::make_sample("()", {u({}, -4, 4), u({}, 0, 1)}, f, ref)
+                      .with_torch("torch.nn.functional.binary_cross_entropy_with_logits(x[0], x[1])"));
     out.push_back(tg::make_sample(
-        "transposed (4,3)", {u({4, 3}, -4, 4), u({3, 4}, 0, 1)},
-        [](const auto& v) { return tg::binary_cross_entropy_with_logits(tg::transpose(v[0]), v[1]); },
-        [bce](const auto& x) { return bce(xt::transpose(x[0]), x[1]); }));
+                      "transposed (4,3)", {u({4, 3}, -4, 4), u({3, 4}, 0, 1)},
+                      [](const auto& v) { return tg::binary_cross_entropy_with_logits(tg::transpose(v[0]), v[1]); },
+                      [bce](const auto& x) { return bce(xt::transpose(x[0]), x[1]); })
+                      .with_torch("torch.nn.functional.binary_cross_entropy_with_logits(x[0].T, x[1])"));
     return out;
 }

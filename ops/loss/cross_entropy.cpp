@@ -109,10 +109,13 @@ TAPEGRAD_OP_SAMPLES(rng)
     std::vector<tg::OpSample> out;
     auto sample = [&](std::string label, std::vector<std::size_t> shape, std::vector<std::int64_t> l, bool t) {
         const xt::xarray<std::int64_t> labels = xt::adapt(l, {l.size()});
-        out.push_back(tg::make_sample(
-            std::move(label), {u(shape)},
-            [labels, t](const auto& v) { return tg::cross_entropy(t ? tg::transpose(v[0]) : v[0], labels); },
-            [ref, l, t](const auto& x) { return ref(t ? xt::xarray<double>(xt::transpose(x[0])) : x[0], l); }));
+        out.push_back(
+            tg::make_sample(
+                std::move(label), {u(shape)},
+                [labels, t](const auto& v) { return tg::cross_entropy(t ? tg::transpose(v[0]) : v[0], labels); },
+                [ref, l, t](const auto& x) { return ref(t ? xt::xarray<double>(xt::transpose(x[0])) : x[0], l); })
+                .with_torch(std::string("torch.nn.functional.cross_entropy(") + (t ? "x[0].T" : "x[0]") + ", " +
+                            tg::samples::torch_literal(labels) + ")"));
     };
     sample("(4,5)", {4, 5}, {0, 4, 2, 2}, false);
     sample("(1,3)", {1, 3}, {1}, false);

@@ -74,12 +74,16 @@ TAPEGRAD_OP_SAMPLES(rng)
     auto f = [](const auto& v) { return tg::mse_loss(v[0], v[1]); };
     auto ref = [](const auto& x) { return xt::xarray<double>(xt::mean(xt::square(x[0] - x[1]))); };
     std::vector<tg::OpSample> out;
-    out.push_back(tg::make_sample("(3,4)", {u({3, 4}), u({3, 4})}, f, ref));
-    out.push_back(tg::make_sample("(1,2)", {u({1, 2}), u({1, 2})}, f, ref));
-    out.push_back(tg::make_sample("()", {u({}), u({})}, f, ref));
-    out.push_back(tg::make_sample(
-        "transposed (4,3)", {u({4, 3}), u({3, 4})},
-        [](const auto& v) { return tg::mse_loss(tg::transpose(v[0]), v[1]); },
-        [](const auto& x) { return xt::xarray<double>(xt::mean(xt::square(xt::transpose(x[0]) - x[1]))); }));
+    out.push_back(tg::make_sample("(3,4)", {u({3, 4}), u({3, 4})}, f, ref)
+                      .with_torch("torch.nn.functional.mse_loss(x[0], x[1])"));
+    out.push_back(tg::make_sample("(1,2)", {u({1, 2}), u({1, 2})}, f, ref)
+                      .with_torch("torch.nn.functional.mse_loss(x[0], x[1])"));
+    out.push_back(tg::make_sample("()", {u({}), u({})}, f, ref).with_torch("torch.nn.functional.mse_loss(x[0], x[1])"));
+    out.push_back(
+        tg::make_sample(
+            "transposed (4,3)", {u({4, 3}), u({3, 4})},
+            [](const auto& v) { return tg::mse_loss(tg::transpose(v[0]), v[1]); },
+            [](const auto& x) { return xt::xarray<double>(xt::mean(xt::square(xt::transpose(x[0]) - x[1]))); })
+            .with_torch("torch.nn.functional.mse_loss(x[0].T, x[1])"));
     return out;
 }

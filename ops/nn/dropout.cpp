@@ -98,11 +98,12 @@ TAPEGRAD_OP_SAMPLES(rng)
         s.reference = nullptr;
     }
     out.push_back(tg::make_sample(
-        "(3,4) p=0", {tg::sample_uniform(rng, {3, 4}, -2.0, 2.0)},
-        [](const auto& v) {
-            tg::Generator g(1234);
-            return tg::dropout(v[0], 0.0, g);
-        },
-        [](const auto& x) { return x[0]; }));
+                      "(3,4) p=0", {tg::sample_uniform(rng, {3, 4}, -2.0, 2.0)},
+                      [](const auto& v) {
+                          tg::Generator g(1234);
+                          return tg::dropout(v[0], 0.0, g);
+                      },
+                      [](const auto& x) { return x[0]; })
+                      .with_torch("torch.nn.functional.dropout(x[0], 0.0)"));
     return out;
 }

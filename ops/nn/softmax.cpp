@@ -78,8 +78,9 @@ TAPEGRAD_OP_SAMPLES(rng)
     std::vector<tg::OpSample> out;
     auto sample = [&](std::string label, std::vector<std::size_t> shape, std::ptrdiff_t a, std::size_t r) {
         out.push_back(tg::make_sample(
-            std::move(label), {u(shape)}, [a](const auto& v) { return tg::softmax(v[0], a); },
-            [ref, r](const auto& x) { return ref(x[0], r); }));
+                          std::move(label), {u(shape)}, [a](const auto& v) { return tg::softmax(v[0], a); },
+                          [ref, r](const auto& x) { return ref(x[0], r); })
+                          .with_torch("torch.softmax(x[0], dim=" + std::to_string(a) + ")"));
     };
     sample("(3,4) axis -1", {3, 4}, -1, 1);
     sample("(3,4) axis 0", {3, 4}, 0, 0);
@@ -87,7 +88,9 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(5,) axis 0", {5}, 0, 0);
     sample("(3,1) axis 1", {3, 1}, 1, 1);
     out.push_back(tg::make_sample(
-        "transposed (4,3) axis 1", {u({4, 3})}, [](const auto& v) { return tg::softmax(tg::transpose(v[0]), 1); },
-        [ref](const auto& x) { return ref(xt::transpose(x[0]), 1); }));
+                      "transposed (4,3) axis 1", {u({4, 3})},
+                      [](const auto& v) { return tg::softmax(tg::transpose(v[0]), 1); },
+                      [ref](const auto& x) { return ref(xt::transpose(x[0]), 1); })
+                      .with_torch("torch.softmax(x[0].T, dim=1)"));
     return out;
 }

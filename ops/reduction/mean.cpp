@@ -53,24 +53,28 @@ TAPEGRAD_OP_SAMPLES(rng)
 {
     auto out = tg::samples::unary(
         rng, -2.0, 2.0, 0.0, [](const auto& v) { return tg::mean(v[0]); },
-        [](const auto& x) { return xt::xarray<double>(xt::mean(x)); });
+        [](const auto& x) { return xt::xarray<double>(xt::mean(x)); }, "torch.mean({0})");
     auto u = [&](std::vector<std::size_t> s) { return tg::sample_uniform(rng, s, -2.0, 2.0); };
     out.push_back(tg::make_sample(
-        "(3,4) axis 0", {u({3, 4})}, [](const auto& v) { return tg::mean(v[0], 0); },
-        [](const auto& x) { return xt::xarray<double>(xt::mean(x[0], {0})); }));
+                      "(3,4) axis 0", {u({3, 4})}, [](const auto& v) { return tg::mean(v[0], 0); },
+                      [](const auto& x) { return xt::xarray<double>(xt::mean(x[0], {0})); })
+                      .with_torch("torch.mean(x[0], dim=0)"));
     out.push_back(tg::make_sample(
-        "(3,4) axis -1", {u({3, 4})}, [](const auto& v) { return tg::mean(v[0], -1); },
-        [](const auto& x) { return xt::xarray<double>(xt::mean(x[0], {1})); }));
+                      "(3,4) axis -1", {u({3, 4})}, [](const auto& v) { return tg::mean(v[0], -1); },
+                      [](const auto& x) { return xt::xarray<double>(xt::mean(x[0], {1})); })
+                      .with_torch("torch.mean(x[0], dim=-1)"));
     out.push_back(tg::make_sample(
-        "(2,3,4) axis 1", {u({2, 3, 4})}, [](const auto& v) { return tg::mean(v[0], 1); },
-        [](const auto& x) { return xt::xarray<double>(xt::mean(x[0], {1})); }));
+                      "(2,3,4) axis 1", {u({2, 3, 4})}, [](const auto& v) { return tg::mean(v[0], 1); },
+                      [](const auto& x) { return xt::xarray<double>(xt::mean(x[0], {1})); })
+                      .with_torch("torch.mean(x[0], dim=1)"));
     out.push_back(tg::make_sample(
-        "(2,3,4) axes {0,2} keepdim", {u({2, 3, 4})},
-        [](const auto& v) {
-            return tg::mean(v[0], {0, 2}, true);
-        },
-        [](const auto& x) {
-            return xt::xarray<double>(xt::mean(x[0], {0, 2}, xt::keep_dims));
-        }));
+                      "(2,3,4) axes {0,2} keepdim", {u({2, 3, 4})},
+                      [](const auto& v) {
+                          return tg::mean(v[0], {0, 2}, true);
+                      },
+                      [](const auto& x) {
+                          return xt::xarray<double>(xt::mean(x[0], {0, 2}, xt::keep_dims));
+                      })
+                      .with_torch("torch.mean(x[0], dim=(0, 2), keepdim=True)"));
     return out;
 }

@@ -47,35 +47,39 @@ TAPEGRAD_OP_SAMPLES(rng)
 {
     auto out = tg::samples::unary(
         rng, -2.0, 2.0, 0.0, [](const auto& v) { return tg::sum(v[0]); },
-        [](const auto& x) { return xt::xarray<double>(xt::sum(x)); });
+        [](const auto& x) { return xt::xarray<double>(xt::sum(x)); }, "torch.sum({0})");
     auto u = [&](std::vector<std::size_t> s) { return tg::sample_uniform(rng, s, -2.0, 2.0); };
     auto axis = [&](std::string label, std::vector<std::size_t> shape, std::ptrdiff_t a, std::size_t r) {
         out.push_back(tg::make_sample(
-            std::move(label), {u(shape)}, [a](const auto& v) { return tg::sum(v[0], a); },
-            [r](const auto& x) { return xt::xarray<double>(xt::sum(x[0], {r})); }));
+                          std::move(label), {u(shape)}, [a](const auto& v) { return tg::sum(v[0], a); },
+                          [r](const auto& x) { return xt::xarray<double>(xt::sum(x[0], {r})); })
+                          .with_torch("torch.sum(x[0], dim=" + std::to_string(a) + ")"));
     };
     axis("(3,4) axis 0", {3, 4}, 0, 0);
     axis("(3,4) axis -1", {3, 4}, -1, 1);
     axis("(2,3,4) axis 1", {2, 3, 4}, 1, 1);
     axis("(1,) axis 0", {1}, 0, 0);
     out.push_back(tg::make_sample(
-        "(2,3,4) axes {0,2} keepdim", {u({2, 3, 4})},
-        [](const auto& v) {
-            return tg::sum(v[0], {0, 2}, true);
-        },
-        [](const auto& x) {
-            return xt::xarray<double>(xt::sum(x[0], {0, 2}, xt::keep_dims));
-        }));
+                      "(2,3,4) axes {0,2} keepdim", {u({2, 3, 4})},
+                      [](const auto& v) {
+                          return tg::sum(v[0], {0, 2}, true);
+                      },
+                      [](const auto& x) {
+                          return xt::xarray<double>(xt::sum(x[0], {0, 2}, xt::keep_dims));
+                      })
+                      .with_torch("torch.sum(x[0], dim=(0, 2), keepdim=True)"));
     out.push_back(tg::make_sample(
-        "(2,3,4) axes {-1,0}", {u({2, 3, 4})},
-        [](const auto& v) {
-            return tg::sum(v[0], {-1, 0});
-        },
-        [](const auto& x) {
-            return xt::xarray<double>(xt::sum(x[0], {0, 2}));
-        }));
+                      "(2,3,4) axes {-1,0}", {u({2, 3, 4})},
+                      [](const auto& v) {
+                          return tg::sum(v[0], {-1, 0});
+                      },
+                      [](const auto& x) {
+                          return xt::xarray<double>(xt::sum(x[0], {0, 2}));
+                      })
+                      .with_torch("torch.sum(x[0], dim=(-1, 0))"));
     out.push_back(tg::make_sample(
-        "(3,4) axis 1 keepdim", {u({3, 4})}, [](const auto& v) { return tg::sum(v[0], {1}, true); },
-        [](const auto& x) { return xt::xarray<double>(xt::sum(x[0], {1}, xt::keep_dims)); }));
+                      "(3,4) axis 1 keepdim", {u({3, 4})}, [](const auto& v) { return tg::sum(v[0], {1}, true); },
+                      [](const auto& x) { return xt::xarray<double>(xt::sum(x[0], {1}, xt::keep_dims)); })
+                      .with_torch("torch.sum(x[0], dim=1, keepdim=True)"));
     return out;
 }

@@ -57,17 +57,23 @@ template Var<double> sum_to<double>(const Var<double>&, const std::vector<std::s
 TAPEGRAD_OP_SAMPLES(rng)
 {
     auto u = [&](std::vector<std::size_t> s) { return tg::sample_uniform(rng, s, -2.0, 2.0); };
+    auto dims = [](const std::vector<std::size_t>& s) {
+        std::string out;
+        for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+        return out;
+    };
     std::vector<tg::OpSample> out;
     auto sample = [&](std::string label, std::vector<std::size_t> from, std::vector<std::size_t> to,
                       std::vector<std::size_t> axes, bool keep) {
         out.push_back(tg::make_sample(
-            std::move(label), {u(from)}, [to](const auto& v) { return tg::sum_to(v[0], to); },
-            [axes, keep, to](const auto& x) {
-                if (axes.empty()) return x[0];
-                xt::xarray<double> r = keep ? xt::xarray<double>(xt::sum(x[0], axes, xt::keep_dims))
-                                            : xt::xarray<double>(xt::sum(x[0], axes));
-                return xt::xarray<double>(xt::reshape_view(r, to));
-            }));
+                          std::move(label), {u(from)}, [to](const auto& v) { return tg::sum_to(v[0], to); },
+                          [axes, keep, to](const auto& x) {
+                              if (axes.empty()) return x[0];
+                              xt::xarray<double> r = keep ? xt::xarray<double>(xt::sum(x[0], axes, xt::keep_dims))
+                                                          : xt::xarray<double>(xt::sum(x[0], axes));
+                              return xt::xarray<double>(xt::reshape_view(r, to));
+                          })
+                          .with_torch(to.empty() ? "x[0].sum()" : "x[0].sum_to_size(" + dims(to) + ")"));
     };
     sample("(3,4)->(4,)", {3, 4}, {4}, {0}, false);
     sample("(3,4)->(3,1)", {3, 4}, {3, 1}, {1}, true);

@@ -51,11 +51,17 @@ template Var<double> expand<double>(const Var<double>&, const std::vector<std::s
 TAPEGRAD_OP_SAMPLES(rng)
 {
     auto u = [&](std::vector<std::size_t> s) { return tg::sample_uniform(rng, s, -2.0, 2.0); };
+    auto dims = [](const std::vector<std::size_t>& s) {
+        std::string out;
+        for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+        return out;
+    };
     std::vector<tg::OpSample> out;
     auto sample = [&](std::string label, std::vector<std::size_t> from, std::vector<std::size_t> to) {
         out.push_back(tg::make_sample(
-            std::move(label), {u(from)}, [to](const auto& v) { return tg::expand(v[0], to); },
-            [to](const auto& x) { return xt::xarray<double>(xt::broadcast(x[0], to)); }));
+                          std::move(label), {u(from)}, [to](const auto& v) { return tg::expand(v[0], to); },
+                          [to](const auto& x) { return xt::xarray<double>(xt::broadcast(x[0], to)); })
+                          .with_torch("x[0].expand(" + dims(to) + ")"));
     };
     sample("(4,)->(3,4)", {4}, {3, 4});
     sample("(3,1)->(3,4)", {3, 1}, {3, 4});

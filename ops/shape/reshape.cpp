@@ -56,14 +56,20 @@ template Var<double> reshape<double>(const Var<double>&, const std::vector<std::
 TAPEGRAD_OP_SAMPLES(rng)
 {
     auto u = [&](std::vector<std::size_t> s) { return tg::sample_uniform(rng, s, -1.0, 1.0); };
-    auto sample = [](std::string label, xt::xarray<double> input, std::vector<std::size_t> to, bool transposed) {
+    auto dims = [](const std::vector<std::size_t>& s) {
+        std::string out;
+        for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+        return out;
+    };
+    auto sample = [dims](std::string label, xt::xarray<double> input, std::vector<std::size_t> to, bool transposed) {
         return tg::make_sample(
-            std::move(label), {std::move(input)},
-            [to, transposed](const auto& v) { return tg::reshape(transposed ? tg::transpose(v[0]) : v[0], to); },
-            [to, transposed](const auto& x) {
-                const xt::xarray<double> in = transposed ? xt::xarray<double>(xt::transpose(x[0])) : x[0];
-                return xt::xarray<double>(xt::reshape_view(in, to));
-            });
+                   std::move(label), {std::move(input)},
+                   [to, transposed](const auto& v) { return tg::reshape(transposed ? tg::transpose(v[0]) : v[0], to); },
+                   [to, transposed](const auto& x) {
+                       const xt::xarray<double> in = transposed ? xt::xarray<double>(xt::transpose(x[0])) : x[0];
+                       return xt::xarray<double>(xt::reshape_view(in, to));
+                   })
+            .with_torch(std::string(transposed ? "x[0].T" : "x[0]") + ".reshape(" + dims(to) + ")");
     };
     std::vector<tg::OpSample> out;
     out.push_back(sample("(3,4)->(12,)", u({3, 4}), {12}, false));

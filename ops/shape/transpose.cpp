@@ -63,11 +63,13 @@ TAPEGRAD_OP_SAMPLES(rng)
     auto f = [](const auto& v) { return tg::transpose(v[0]); };
     auto ref = [](const auto& x) { return xt::xarray<double>(xt::transpose(x[0])); };
     std::vector<tg::OpSample> out;
-    out.push_back(tg::make_sample("(3,4)", {tg::sample_uniform(rng, {3, 4}, -1.0, 1.0)}, f, ref));
-    out.push_back(tg::make_sample("(1,5)", {tg::sample_uniform(rng, {1, 5}, -1.0, 1.0)}, f, ref));
-    out.push_back(tg::make_sample("(1,1)", {tg::sample_uniform(rng, {1, 1}, -1.0, 1.0)}, f, ref));
+    out.push_back(tg::make_sample("(3,4)", {tg::sample_uniform(rng, {3, 4}, -1.0, 1.0)}, f, ref).with_torch("x[0].T"));
+    out.push_back(tg::make_sample("(1,5)", {tg::sample_uniform(rng, {1, 5}, -1.0, 1.0)}, f, ref).with_torch("x[0].T"));
+    out.push_back(tg::make_sample("(1,1)", {tg::sample_uniform(rng, {1, 1}, -1.0, 1.0)}, f, ref).with_torch("x[0].T"));
     out.push_back(tg::make_sample(
-        "twice (2,3)", {tg::sample_uniform(rng, {2, 3}, -1.0, 1.0)},
-        [](const auto& v) { return tg::transpose(tg::transpose(v[0])); }, [](const auto& x) { return x[0]; }));
+                      "twice (2,3)", {tg::sample_uniform(rng, {2, 3}, -1.0, 1.0)},
+                      [](const auto& v) { return tg::transpose(tg::transpose(v[0])); },
+                      [](const auto& x) { return x[0]; })
+                      .with_torch("x[0].T.T"));
     return out;
 }

@@ -30,6 +30,97 @@ template <class T> Scratch<T>& scratch()
 template Scratch<float>& scratch<float>();
 template Scratch<double>& scratch<double>();
 
+namespace {
+
+// A thread's pool of large buffers, by element count. Small arrays are left to malloc,
+// which recycles them well; a few large ones repeating every step are what glibc returns
+// to the kernel and maps afresh (a page fault per 4 KB). Bounded in count and bytes.
+template <class T> class BufferPool {
+public:
+    static constexpr std::size_t min_bytes = std::size_t{64} << 10;
+    static constexpr std::size_t max_bytes = std::size_t{512} << 20;
+    static constexpr std::size_t max_buffers = 64;
+
+    static BufferPool* get() noexcept
+    {
+        static thread_local Holder holder;
+        return holder.alive ? &holder.pool : nullptr;  // null while the thread exits
+    }
+
+    void put(xt::xarray<T>& a) noexcept
+    {
+        const std::size_t bytes = a.size() * sizeof(T);
+        if (bytes < min_bytes || bytes > max_bytes) return;
+        try {
+            while (!buffers_.empty() && (buffers_.size() >= max_buffers || bytes_ + bytes > max_bytes)) {
+                bytes_ -= buffers_.front().size() * sizeof(T);
+                buffers_.erase(buffers_.begin());
+            }
+            buffers_.push_back(std::move(a));
+            bytes_ += bytes;
+        } catch (...) {  // the pool is an optimisation: on failure the buffer is simply freed
+        }
+    }
+
+    bool take(std::size_t n, xt::xarray<T>& into) noexcept
+    {
+        for (std::size_t i = buffers_.size(); i-- > 0;) {
+            if (buffers_[i].size() != n) continue;
+            into = std::move(buffers_[i]);
+            bytes_ -= n * sizeof(T);
+            buffers_.erase(buffers_.begin() + static_cast<std::ptrdiff_t>(i));
+            return true;
+        }
+        return false;
+    }
+
+    void clear() noexcept
+    {
+        buffers_.clear();
+        bytes_ = 0;
+    }
+
+private:
+    struct Holder {
+        BufferPool pool;
+        bool alive = true;
+        ~Holder() { alive = false; }
+    };
+    std::vector<xt::xarray<T>> buffers_;
+    std::size_t bytes_ = 0;
+};
+
+}  // namespace
+
+template <class T> void delete_leaf(Node<T>* n) noexcept
+{
+    if (BufferPool<T>* pool = BufferPool<T>::get()) {
+        pool->put(n->value);
+        pool->put(n->grad);
+    }
+    delete n;
+}
+template void delete_leaf<float>(Node<float>*) noexcept;
+template void delete_leaf<double>(Node<double>*) noexcept;
+
+template <class T> void acquire(xt::xarray<T>& a, const typename xt::xarray<T>::shape_type& shape)
+{
+    const std::size_t n = element_count(shape);
+    if (a.size() == 0 && n * sizeof(T) >= BufferPool<T>::min_bytes) {
+        if (BufferPool<T>* pool = BufferPool<T>::get()) pool->take(n, a);
+    }
+    a.resize(shape);
+}
+template void acquire<float>(xt::xarray<float>&, const xt::xarray<float>::shape_type&);
+template void acquire<double>(xt::xarray<double>&, const xt::xarray<double>::shape_type&);
+
+template <class T> void release_pooled_buffers() noexcept
+{
+    if (BufferPool<T>* pool = BufferPool<T>::get()) pool->clear();
+}
+template void release_pooled_buffers<float>() noexcept;
+template void release_pooled_buffers<double>() noexcept;
+
 template <class T> std::vector<T>& reduce_buffer()
 {
     static thread_local std::vector<T> buf;
@@ -79,7 +170,12 @@ void reduce_into(const char* op, std::size_t input, Node<T>& node, const T* full
                     ", which is neither that shape nor a broadcast of it");
     }
     const bool add = node.has_grad;
-    if (!add && node.grad.shape() != in_shape) node.grad.resize(in_shape);
+    if (!add && !shapes_equal(node.grad.shape(), in_shape)) acquire(node.grad, in_shape);
+    const std::size_t m = node.value.size();
+    if (m == element_count(full_shape)) {  // same elements in the same order (leading 1s differ)
+        kernel::add_or_assign(node.grad.data(), full, m, add);
+        return;
+    }
     broadcast::reduce(full, full_shape, node.grad.data(), in_shape, add);
 }
 

@@ -273,7 +273,7 @@ template <class T> void backward_from(const Var<T>& out, const xt::xarray<T>* se
     if (seed != nullptr) {
         xt::noalias(n->grad) = *seed;
     } else {
-        if (n->grad.shape() != n->value.shape()) n->grad.resize(n->value.shape());
+        if (!shapes_equal(n->grad.shape(), n->value.shape())) n->grad.resize(n->value.shape());
         n->grad.data()[0] = T(1);
     }
     n->has_grad = true;

@@ -16,6 +16,7 @@
 
 #include "tapegrad/error.hpp"
 #include "tapegrad/kit/kernels.hpp"
+#include "tapegrad/var.hpp"
 
 namespace tg::broadcast {
 
@@ -140,7 +141,7 @@ template <class T> struct Plan {
     {
         a = xa.data();
         b = xb.data();
-        if (xa.shape() == xb.shape()) {
+        if (tg::detail::shapes_equal(xa.shape(), xb.shape())) {
             shape = xa.shape();
             n = xa.size();
             return;

@@ -4,6 +4,7 @@
 /// exercised on, each with an independent reference for the forward value.
 
 #include <random>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -22,11 +23,57 @@ namespace tg::samples {
 
 using Shape = std::vector<std::size_t>;
 
+/// A PyTorch expression from a pattern: "{0}", "{1}", ... become args[0], args[1], ...
+/// e.g. fill("torch.minimum({0}, {1})", {"x[0]", "x[1].T"}).
+inline std::string fill(std::string pattern, const std::vector<std::string>& args)
+{
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string key = "{" + std::to_string(i) + "}";
+        for (auto at = pattern.find(key); at != std::string::npos; at = pattern.find(key, at + args[i].size()))
+            pattern.replace(at, key.size(), args[i]);
+    }
+    return pattern;
+}
+
+/// A constant array as a PyTorch literal, e.g. torch.tensor([True, False]).reshape(1, 2),
+/// for the arguments of a sample's call that are not inputs (labels, masks, indices).
+template <class T> std::string torch_literal(const xt::xarray<T>& a)
+{
+    std::ostringstream out;
+    out.precision(17);
+    out << "torch.tensor([";
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (i) out << ", ";
+        if constexpr (std::is_same<T, bool>::value) {
+            out << (a.data()[i] ? "True" : "False");
+        } else {
+            out << a.data()[i];
+        }
+    }
+    out << "]";
+    if constexpr (std::is_floating_point<T>::value) out << ", dtype=torch.float64";
+    out << ").reshape(" << (a.dimension() == 0 ? "()" : "");
+    for (std::size_t j = 0; j < a.dimension(); ++j) out << (j ? ", " : "") << a.shape()[j];
+    out << ")";
+    return out.str();
+}
+
+/// A scalar as a float64 PyTorch tensor (for the scalar forms of binary ops).
+inline std::string torch_scalar(double v)
+{
+    std::ostringstream out;
+    out.precision(17);
+    out << "torch.tensor(" << v << ", dtype=torch.float64)";
+    return out.str();
+}
+
 /// Sample calls of a unary op over rank-0, size-1, matrix and rank-3 shapes and a
 /// transposed input, with values in [lo, hi) kept `gap` away from zero when gap > 0.
-/// `ref(x)` computes the expected output from an xt::xarray<double> with a plain formula.
+/// `ref(x)` computes the expected output from an xt::xarray<double> with a plain formula;
+/// `torch` is the PyTorch call with "{0}" for the input (e.g. "torch.exp({0})").
 template <class F, class R>
-std::vector<OpSample> unary(std::mt19937_64& rng, double lo, double hi, double gap, F f, R ref)
+std::vector<OpSample> unary(std::mt19937_64& rng, double lo, double hi, double gap, F f, R ref,
+                            const std::string& torch = "")
 {
     auto draw = [&](const Shape& s) {
         return gap > 0 ? sample_away_from_zero(rng, s, lo, hi, gap) : sample_uniform(rng, s, lo, hi);
@@ -44,16 +91,20 @@ std::vector<OpSample> unary(std::mt19937_64& rng, double lo, double hi, double g
             return f(std::vector<V>{tg::transpose(v[0])});
         },
         [ref](const auto& x) { return xt::xarray<double>(ref(xt::xarray<double>(xt::transpose(x[0])))); }));
+    if (!torch.empty()) {
+        for (auto& s : out) s.torch = fill(torch, {s.label.rfind("transposed", 0) == 0 ? "x[0].T" : "x[0]"});
+    }
     return out;
 }
 
 /// Sample calls of a broadcasting binary op: equal shapes, (3,4)+(4,), (3,1)+(1,4),
 /// (1,)+(2,3), rank-0 with a matrix both ways, a transposed input, and the scalar forms
 /// through `fs(v, scalar)` and `sf(scalar, v)`. Values of b keep `gap_b` away from zero.
-/// `ref(a, b)` computes the expected output from xt::xarray<double>s (it must broadcast,
-/// and accept a double for the scalar forms).
+/// `ref(a, b)` computes the expected output from xt::xarray<double>s (it must broadcast;
+/// a scalar comes as a rank-0 array); `torch` is the PyTorch call with "{0}" and "{1}".
 template <class F, class FS, class SF, class R>
-std::vector<OpSample> binary(std::mt19937_64& rng, double lo, double hi, double gap_b, F f, FS fs, SF sf, R ref)
+std::vector<OpSample> binary(std::mt19937_64& rng, double lo, double hi, double gap_b, F f, FS fs, SF sf, R ref,
+                             const std::string& torch = "")
 {
     auto a = [&](const Shape& s) { return sample_uniform(rng, s, lo, hi); };
     auto b = [&](const Shape& s) {
@@ -84,6 +135,17 @@ std::vector<OpSample> binary(std::mt19937_64& rng, double lo, double hi, double 
     out.push_back(make_sample(
         "scalar 1.75 with (3,4)", {b({3, 4})}, [sf](const auto& v) { return sf(1.75, v[0]); },
         [ref](const auto& x) { return xt::xarray<double>(ref(xt::xarray<double>(1.75), x[0])); }));
+    if (!torch.empty()) {
+        for (auto& s : out) {
+            if (s.label == "(3,4) with scalar 1.75") {
+                s.torch = fill(torch, {"x[0]", torch_scalar(1.75)});
+            } else if (s.label == "scalar 1.75 with (3,4)") {
+                s.torch = fill(torch, {torch_scalar(1.75), "x[0]"});
+            } else {
+                s.torch = fill(torch, {s.label.rfind("transposed", 0) == 0 ? "x[0].T" : "x[0]", "x[1]"});
+            }
+        }
+    }
     return out;
 }
 
