@@ -181,6 +181,23 @@ void W4_hvp_seed_libtorch(benchmark::State& state)
 }
 BENCHMARK(W4_hvp_seed_libtorch)->Unit(benchmark::kMicrosecond);
 
+void W5_bmm_libtorch(benchmark::State& state)
+{
+    const auto b = state.range(0), m = state.range(1), k = state.range(2), n = state.range(3);
+    auto x = from(bench::uniform_values(static_cast<std::size_t>(b * m * k), -1.0f, 1.0f, 50), {b, m, k})
+                 .requires_grad_(true);
+    auto y = from(bench::uniform_values(static_cast<std::size_t>(b * k * n), -1.0f, 1.0f, 51), {b, k, n})
+                 .requires_grad_(true);
+    for (auto _ : state) {
+        auto loss = torch::matmul(x, y).sum();
+        loss.backward();
+        x.mutable_grad().reset();
+        y.mutable_grad().reset();
+        benchmark::DoNotOptimize(loss.item<float>());
+    }
+}
+BENCHMARK(W5_bmm_libtorch)->Args({8, 64, 128, 64})->Args({32, 16, 16, 16})->Unit(benchmark::kMicrosecond);
+
 }  // namespace
 
 int main(int argc, char** argv)

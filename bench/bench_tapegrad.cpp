@@ -7,6 +7,7 @@
 //   W2  MLP 784-256-256-10, batch 128, forward + backward
 //   W4  Hessian-vector products (double backward): of the W2 MLP's loss and of the W1 seed
 //       network's loss, with respect to all their parameters
+//   W5  batched matmul on attention shapes, forward + backward
 
 #include <cmath>
 
@@ -222,6 +223,23 @@ void W4_hvp_seed_tapegrad(benchmark::State& state)
     }
 }
 BENCHMARK(W4_hvp_seed_tapegrad)->Unit(benchmark::kMicrosecond);
+
+// W5: a batched matmul [b, m, k] @ [b, k, n], forward and backward (attention shapes).
+void W5_bmm_tapegrad(benchmark::State& state)
+{
+    const auto b = static_cast<std::size_t>(state.range(0)), m = static_cast<std::size_t>(state.range(1)),
+               k = static_cast<std::size_t>(state.range(2)), n = static_cast<std::size_t>(state.range(3));
+    V x = tg::parameter(from(bench::uniform_values(b * m * k, -1.0f, 1.0f, 50), {b, m, k}));
+    V y = tg::parameter(from(bench::uniform_values(b * k * n, -1.0f, 1.0f, 51), {b, k, n}));
+    for (auto _ : state) {
+        V loss = tg::sum(tg::matmul(x, y));
+        loss.backward();
+        x.zero_grad();
+        y.zero_grad();
+        benchmark::DoNotOptimize(loss.item());
+    }
+}
+BENCHMARK(W5_bmm_tapegrad)->Args({8, 64, 128, 64})->Args({32, 16, 16, 16})->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

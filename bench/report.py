@@ -19,6 +19,8 @@ WORKLOADS = [
     ("W2 MLP 784-256-256-10, batch 128, forward + backward", "W2_mlp_tapegrad", "W2_mlp_libtorch", 1, "us"),
     ("W4 Hessian-vector product of the W2 MLP's loss, all parameters", "W4_hvp_mlp_tapegrad", "W4_hvp_mlp_libtorch", 1, "us"),
     ("W4 Hessian-vector product of the seed network's loss, one row", "W4_hvp_seed_tapegrad", "W4_hvp_seed_libtorch", 1, "us"),
+    ("W5 batched matmul [8, 64, 128] @ [8, 128, 64], forward + backward", "W5_bmm_tapegrad/8/64/128/64", "W5_bmm_libtorch/8/64/128/64", 1, "us"),
+    ("W5 batched matmul [32, 16, 16] @ [32, 16, 16], forward + backward", "W5_bmm_tapegrad/32/16/16/16", "W5_bmm_libtorch/32/16/16/16", 1, "us"),
 ]
 
 
@@ -59,6 +61,7 @@ def micro(folder, command):
     tg = medians(*[r for r in rounds(folder, "tapegrad_") if "tuned" not in r])
     tg_tuned = medians(*rounds(folder, "tapegrad_tuned_"))
     base = medians(*rounds(folder, "baseline_"))
+    now = medians(*rounds(folder, "now_"))
     base_ref = open(os.path.join(folder, "baseline_ref")).read().strip() if base else None
     td = medians(os.path.join(folder, "libtorch_default.json"))
     tt = medians(os.path.join(folder, "libtorch_tuned.json"))
@@ -71,7 +74,8 @@ def micro(folder, command):
     print_("784-256-256-10 with ReLU and cross-entropy on a batch of 128, forward and backward. W4 is a Hessian-vector")
     print_("product by double backward (the gradient recorded with create_graph, then the gradient of its dot product")
     print_("with a fixed direction), with respect to all parameters: of W2's loss, and of the seed network's MSE on one")
-    print_("row; libtorch does the same with `torch::autograd::grad(..., create_graph=true)`.\n")
+    print_("row; libtorch does the same with `torch::autograd::grad(..., create_graph=true)`. W5 is a batched matmul")
+    print_("(`tg::matmul` / `torch::matmul` on 3-D inputs) on attention shapes, forward, sum and backward.\n")
     print_("Ratio = libtorch's time / tapegrad's time at libtorch's best setting (higher means tapegrad is faster).")
     print_("libtorch runs twice: with its defaults (intra-op pool of 2 threads, stock glibc malloc) and tuned")
     print_("(pool of 1 thread; `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824`).")
@@ -82,9 +86,10 @@ def micro(folder, command):
         print_(f"This environment sets `OPENBLAS_CORETYPE={coretype}` for both (256-bit OpenBLAS kernels on this AVX-512")
         print_("CPU); it matters for W2 and W4 only, see the Fashion-MNIST section for both kernel choices.")
     if base:
-        print_(f"\nThe column \"tapegrad at {base_ref}\" is the same benchmark program built from commit {base_ref}, run in")
-        print_("the same rounds, alternating with the current build; \"now / then\" is the current time over that one")
-        print_("(below 1.10 means within 10%).")
+        print_(f"\nThe column \"tapegrad at {base_ref}\" is the same benchmark program built from commit {base_ref}; for the")
+        print_("first-order workloads the two programs ran one after the other many times over (short runs, alternating),")
+        print_("so that both saw the same mix of this machine's fast and slow spells, and \"now / then\" compares the")
+        print_("medians of those alternating runs (below 1.10 means within 10%).")
     print_("")
     head = "| workload | tapegrad |"
     rule = "| --- | --- |"
@@ -104,9 +109,10 @@ def micro(folder, command):
         ratio = f"{best / t:.1f}x" if (best and t) else "n/a"
         row = f"| {label} | {fmt(t, unit)} |"
         if base:
-            then = base.get(a)
+            then, cur = base.get(a), now.get(a)
             then = then / div if then is not None else None
-            row += f" {fmt(then, unit)} | {f'{t / then:.2f}' if (t and then) else 'n/a'} |"
+            cur = cur / div if cur is not None else None
+            row += f" {fmt(then, unit)} | {f'{cur / then:.2f}' if (cur and then) else 'n/a'} |"
         print_(row + f" {fmt(d, unit)} | {fmt(u, unit)} | {ratio} |")
     if tg_tuned:
         print_("\nWith libtorch's tuned glibc settings for tapegrad too (same environment variable; W2 and W4, where")

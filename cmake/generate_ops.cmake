@@ -72,6 +72,7 @@ if(DEFINED HEADER)
 #include <xtensor/xarray.hpp>
 
 #include \"tapegrad/random.hpp\"
+#include \"tapegrad/reduction.hpp\"
 #include \"tapegrad/var.hpp\"
 
 namespace tg {

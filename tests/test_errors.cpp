@@ -26,7 +26,9 @@ TEST_CASE("matmul reports mismatched and non-2-D inputs with their shapes", "[er
 {
     CHECK_THROWS_WITH(tg::matmul(p({10, 3}), p({2, 4})),
                       Equals("matmul: inner dimensions differ: a is [10, 3], b is [2, 4]"));
-    CHECK_THROWS_WITH(tg::matmul(p({3}), p({3, 4})), Equals("matmul: expected 2-D inputs, got a [3] and b [3, 4]"));
+    CHECK_THROWS_WITH(tg::matmul(p({3}), p({4, 5})), Equals("matmul: inner dimensions differ: a is [3], b is [4, 5]"));
+    CHECK_THROWS_WITH(tg::matmul(p({}), p({3})),
+                      StartsWith("matmul: both inputs need at least one dimension, got a []"));
 }
 
 TEST_CASE("broadcasting ops report shapes that cannot be broadcast", "[errors][broadcast]")
@@ -63,14 +65,13 @@ TEST_CASE("losses report mismatched shapes and bad labels", "[errors][loss]")
     CHECK_THROWS_WITH(tg::binary_cross_entropy_with_logits(p({4}), p({4, 1})),
                       StartsWith("binary_cross_entropy_with_logits: logits are [4] but targets are [4, 1]"));
     using L = xt::xarray<std::int64_t>;
-    CHECK_THROWS_WITH(tg::cross_entropy(p({4}), L{0}), Equals("cross_entropy: logits must be 2-D [N, C], got [4]"));
+    CHECK_THROWS_WITH(tg::cross_entropy(p({4}), L{0}),
+                      Equals("cross_entropy: logits must be [N, C] or [N, C, d1, ...], got [4]"));
     CHECK_THROWS_WITH(tg::cross_entropy(p({2, 3}), L(xt::zeros<std::int64_t>({2, 1}))),
                       Contains("labels must be 1-D") && Contains("[2, 3]") && Contains("got [2, 1]"));
     CHECK_THROWS_WITH(tg::cross_entropy(p({2, 3}), L{0, 3}),
                       Equals("cross_entropy: label 3 at row 1 is out of range for 3 classes"));
     CHECK_THROWS_WITH(tg::cross_entropy(p({2, 3}), L{-1, 0}), Contains("label -1 at row 0 is out of range"));
-    CHECK_THROWS_WITH(tg::cross_entropy(p({0, 3}), L(xt::zeros<std::int64_t>({0}))),
-                      Contains("cross_entropy: the batch is empty"));
 }
 
 TEST_CASE("backward reports missing seeds, bad seeds and outputs without grad", "[errors][backward]")

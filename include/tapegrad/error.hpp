@@ -32,4 +32,16 @@ template <class Shape> std::string format_shape(const Shape& shape)
     return out.str();
 }
 
+/// A number as a message shows it: the shortest form that reads back the same (1.5, 1e-30, inf).
+inline std::string format_number(double v)
+{
+    std::ostringstream out;
+    out.precision(17);
+    out << v;
+    std::string s = out.str();
+    std::ostringstream shorter;
+    shorter << v;  // 6 significant digits, as people write numbers
+    return std::stod(shorter.str()) == v ? shorter.str() : s;
+}
+
 }  // namespace tg

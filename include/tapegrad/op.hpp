@@ -369,6 +369,75 @@ template <class Op, class T> void place_op(Entry<T>& e, Op&& op)
 
 }  // namespace detail
 
+namespace detail {
+
+// The body of record for n inputs (vars and the nodes behind them, nodes already checked).
+template <class Op, class T>
+TAPEGRAD_ALWAYS_INLINE Var<T> record_nodes(Op&& op, const Var<T>* const* vars, Node<T>** nodes, std::size_t n)
+{
+    using O = std::decay_t<Op>;
+    bool any_grad = false;
+    for (std::size_t i = 0; i < n; ++i) any_grad = any_grad || nodes[i]->requires_grad;
+
+    const ThreadFlags flags = thread_flags;
+    if (!(any_grad && flags.grad_enabled)) {
+        auto* out = new Node<T>();
+        Var<T> result = Var<T>::from_node(out, 0);
+        auto& s = scratch<T>();
+        OpContext<T> c(O::name, nodes, n, out, &s.saved, &s.saved_indices, false, nullptr, false);
+        op.forward(c);
+        if (flags.detect_anomaly) check_finite<T>(O::name, nullptr, out->value, false, 0);
+        return result;
+    }
+
+    Tape<T>& tape = Tape<T>::current();
+    for (std::size_t i = 0; i < n; ++i) {
+        if (vars[i]->pass() != 0) {
+            if (nodes[i]->tape != &tape) throw_other_thread(O::name);
+            if (tape.graph_freed) throw_stale(O::name, vars[i]->pass(), tape.pass + 1, true);
+        }
+    }
+    Entry<T>& e = tape.append();
+    e.name = O::name;
+    for (std::size_t i = 0; i < n; ++i) {
+        Node<T>* in = nodes[i];
+        if (in->tape == nullptr) ++in->refs;
+        e.inputs.push_back(in);
+        e.input_versions.push_back(in->version);
+    }
+    e.out.requires_grad = true;
+    e.out.has_grad = false;
+    try {
+        place_op(e, std::forward<Op>(op));
+        OpContext<T> c(O::name, e.inputs.data(), n, &e.out, &e.saved, &e.saved_indices, true, &e, false);
+        static_cast<const O*>(e.state)->forward(c);
+        if (flags.detect_anomaly) {
+            note_recording_site(e);
+            check_finite<T>(O::name, &e, e.out.value, false, 0);
+        }
+    } catch (...) {
+        tape.truncate(tape.size() - 1);
+        throw;
+    }
+    if constexpr (has_kernel<O, T>::value) {
+        e.backward = &run_kernel<O, T>;
+    } else {
+        e.backward = &run_rule_on_values<O, T>;
+    }
+    if constexpr (has_vjp<O, T>::value) e.vjp = &run_rule<O, T>;
+    return Var<T>::from_node(&e.out, tape.pass);
+}
+
+template <class Op, class T> constexpr void check_op()
+{
+    using O = std::decay_t<Op>;
+    static_assert(has_vjp<O, T>::value || has_kernel<O, T>::value,
+                  "tg::record: the op needs a vjp rule (template <class T> void vjp(tg::VjpContext<T>&) const) "
+                  "or at least a first-order backward kernel");
+}
+
+}  // namespace detail
+
 /// Runs `op` on the inputs and, when recording is on and an input requires grad, records
 /// it on the calling thread's tape. Returns the output.
 ///
@@ -378,66 +447,29 @@ template <class Op, class T, class... More> Var<T> record(Op&& op, const Var<T>&
 {
     static_assert((std::is_same<More, Var<T>>::value && ...),
                   "tg::record: every input must be a tg::Var of the same type");
-    using O = std::decay_t<Op>;
-    static_assert(detail::has_vjp<O, T>::value || detail::has_kernel<O, T>::value,
-                  "tg::record: the op needs a vjp rule (template <class T> void vjp(tg::VjpContext<T>&) const) "
-                  "or at least a first-order backward kernel");
+    detail::check_op<Op, T>();
     constexpr std::size_t n = 1 + sizeof...(More);
     const std::array<const Var<T>*, n> vars{&first, &more...};
     std::array<detail::Node<T>*, n> nodes{};
-    bool any_grad = false;
-    for (std::size_t i = 0; i < n; ++i) {
-        nodes[i] = vars[i]->node(O::name);
-        any_grad = any_grad || nodes[i]->requires_grad;
-    }
+    for (std::size_t i = 0; i < n; ++i) nodes[i] = vars[i]->node(std::decay_t<Op>::name);
+    return detail::record_nodes(std::forward<Op>(op), vars.data(), nodes.data(), n);
+}
 
-    const detail::ThreadFlags flags = detail::thread_flags;
-    if (!(any_grad && flags.grad_enabled)) {
-        auto* out = new detail::Node<T>();
-        Var<T> result = Var<T>::from_node(out, 0);
-        auto& s = detail::scratch<T>();
-        OpContext<T> c(O::name, nodes.data(), n, out, &s.saved, &s.saved_indices, false, nullptr, false);
-        op.forward(c);
-        if (flags.detect_anomaly) detail::check_finite<T>(O::name, nullptr, out->value, false, 0);
-        return result;
+/// The same for a number of inputs known only at run time (concat, stack).
+template <class Op, class T> Var<T> record(Op&& op, const std::vector<Var<T>>& inputs)
+{
+    detail::check_op<Op, T>();
+    const char* name = std::decay_t<Op>::name;
+    if (inputs.empty()) throw Error(std::string(name) + ": no inputs given");
+    std::vector<const Var<T>*> vars;
+    std::vector<detail::Node<T>*> nodes;
+    vars.reserve(inputs.size());
+    nodes.reserve(inputs.size());
+    for (const auto& v : inputs) {
+        vars.push_back(&v);
+        nodes.push_back(v.node(name));
     }
-
-    detail::Tape<T>& tape = detail::Tape<T>::current();
-    for (std::size_t i = 0; i < n; ++i) {
-        if (vars[i]->pass() != 0) {
-            if (nodes[i]->tape != &tape) detail::throw_other_thread(O::name);
-            if (tape.graph_freed) detail::throw_stale(O::name, vars[i]->pass(), tape.pass + 1, true);
-        }
-    }
-    detail::Entry<T>& e = tape.append();
-    e.name = O::name;
-    for (std::size_t i = 0; i < n; ++i) {
-        detail::Node<T>* in = nodes[i];
-        if (in->tape == nullptr) ++in->refs;
-        e.inputs.push_back(in);
-        e.input_versions.push_back(in->version);
-    }
-    e.out.requires_grad = true;
-    e.out.has_grad = false;
-    try {
-        detail::place_op(e, std::forward<Op>(op));
-        OpContext<T> c(O::name, nodes.data(), n, &e.out, &e.saved, &e.saved_indices, true, &e, false);
-        static_cast<const O*>(e.state)->forward(c);
-        if (flags.detect_anomaly) {
-            detail::note_recording_site(e);
-            detail::check_finite<T>(O::name, &e, e.out.value, false, 0);
-        }
-    } catch (...) {
-        tape.truncate(tape.size() - 1);
-        throw;
-    }
-    if constexpr (detail::has_kernel<O, T>::value) {
-        e.backward = &detail::run_kernel<O, T>;
-    } else {
-        e.backward = &detail::run_rule_on_values<O, T>;
-    }
-    if constexpr (detail::has_vjp<O, T>::value) e.vjp = &detail::run_rule<O, T>;
-    return Var<T>::from_node(&e.out, tape.pass);
+    return detail::record_nodes(std::forward<Op>(op), vars.data(), nodes.data(), inputs.size());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,58 +1,145 @@
-// ops/linalg/matmul.cpp — y [m, n] = op(a) [m, k] @ op(b) [k, n], op(x) = x or x^T
-//   vjp (no transposes): grad_a = grad_out @ b^T,  grad_b = a^T @ grad_out
-//   (with transposes the same products, transposed: each is again one matmul with flags,
-//    so neither the fused kernel nor the rule ever materialises a transpose)
+// ops/linalg/matmul.cpp — y [..., m, n] = op(a) [..., m, k] @ op(b) [..., k, n], op(x) = x or
+//   x^T (the last two axes), the leading batch axes broadcast; torch.matmul's rules for 1-D inputs
+//   vjp (no transposes): grad_a = grad_out @ b^T,  grad_b = a^T @ grad_out, each summed over the
+//   batch axes its input was broadcast along (with transposes the same products, transposed:
+//   each is again one matmul with flags, so neither the fused kernel nor the rule ever
+//   materialises a transpose)
 
 #include "tapegrad/kit.hpp"
 
 namespace tg {
 
 //! public
-/// Matrix product of 2-D a [m, k] and b [k, n] -> [m, n].
-/// Runs BLAS gemm above a small size, a plain loop below; a product with one output row
-/// or column runs gemv.
+/// Matrix product with torch.matmul's rules: 1-D . 1-D is a dot product, a 1-D operand is a row (left) or column
+/// (right) vector, N-D operands are stacks of matrices with the batch axes broadcast. Runs BLAS gemm per matrix above a
+/// small size, a plain loop below; a product with one output row or column runs gemv.
 template <class T> Var<T> matmul(const Var<T>& a, const Var<T>& b);
-/// op(a) @ op(b) with op(x) = x^T when the flag is set, the transpose folded into the
-/// BLAS call instead of copied (what the derivative rules of matmul and linear use).
+/// op(a) @ op(b) for a, b of rank 2 or more, op(x) = x^T (of the last two axes) when the
+/// flag is set, the transpose folded into the BLAS call instead of copied (what the
+/// derivative rules of matmul and linear use).
 template <class T> Var<T> matmul(const Var<T>& a, const Var<T>& b, bool transpose_a, bool transpose_b);
 //! end
 
 namespace {
 
+using Shape = xt::xarray<double>::shape_type;
+
+// The batch layout of a product: the broadcast batch shape, and for each output matrix the
+// matrix of a and of b it reads.
+struct Batches {
+    Shape shape;
+    std::vector<std::size_t> a, b;  // matrix offsets (in matrices) per output matrix
+    std::size_t count = 1;
+
+    template <class S> Batches(const char* op, const S& sa, const S& sb)
+    {
+        const Shape ba(sa.begin(), sa.end() - 2), bb(sb.begin(), sb.end() - 2);
+        shape = broadcast::shape(op, ba, bb);
+        for (auto d : shape) count *= d;
+        a.resize(count);
+        b.resize(count);
+        const std::size_t r = shape.size();
+        // Strides in matrices; 0 along axes an operand is broadcast along.
+        auto strides = [&](const Shape& s) {
+            std::vector<std::size_t> st(r, 0);
+            std::size_t step = 1;
+            for (std::size_t j = s.size(); j-- > 0;) {
+                st[r - s.size() + j] = s[j] == 1 ? 0 : step;
+                step *= s[j];
+            }
+            return st;
+        };
+        const auto sta = strides(ba), stb = strides(bb);
+        std::vector<std::size_t> coord(r, 0);
+        for (std::size_t p = 0; p < count; ++p) {
+            std::size_t oa = 0, ob = 0;
+            for (std::size_t j = 0; j < r; ++j) {
+                oa += coord[j] * sta[j];
+                ob += coord[j] * stb[j];
+            }
+            a[p] = oa;
+            b[p] = ob;
+            for (std::size_t j = r; j-- > 0;) {
+                if (++coord[j] < shape[j]) break;
+                coord[j] = 0;
+            }
+        }
+    }
+};
+
 struct Matmul {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
     bool ta = false, tb = false;
+
+    // Sizes of one product: op(a) is [m, k], op(b) is [k, n]; lda, ldb the stored row lengths.
+    template <class S> void dims(const S& sa, const S& sb, std::size_t& m, std::size_t& k, std::size_t& n) const
+    {
+        const std::size_t ra = sa.size(), rb = sb.size();
+        m = sa[ra - (ta ? 1 : 2)];
+        k = sa[ra - (ta ? 2 : 1)];
+        n = sb[rb - (tb ? 2 : 1)];
+    }
 
     template <class T> void forward(OpContext<T>& c) const
     {
         const auto& a = c.input(0);
         const auto& b = c.input(1);
-        const std::size_t m = a.shape()[ta ? 1 : 0], k = a.shape()[ta ? 0 : 1], n = b.shape()[tb ? 0 : 1];
-        blas::gemm(ta, tb, m, n, k, T(1), a.data(), a.shape()[1], b.data(), b.shape()[1], T(0), c.output({m, n}).data(),
-                   n);
+        std::size_t m, k, n;
+        dims(a.shape(), b.shape(), m, k, n);
+        const std::size_t lda = a.shape().back(), ldb = b.shape().back();
+        if (a.dimension() == 2 && b.dimension() == 2) {
+            blas::gemm(ta, tb, m, n, k, T(1), a.data(), lda, b.data(), ldb, T(0), c.output({m, n}).data(), n);
+            return;
+        }
+        const Batches batches(name, a.shape(), b.shape());
+        Shape shape = batches.shape;
+        shape.push_back(m);
+        shape.push_back(n);
+        T* y = c.output(shape).data();
+        for (std::size_t p = 0; p < batches.count; ++p) {
+            blas::gemm(ta, tb, m, n, k, T(1), a.data() + batches.a[p] * m * k, lda, b.data() + batches.b[p] * k * n,
+                       ldb, T(0), y + p * m * n, n);
+        }
     }
+
     template <class T> void backward(OpContext<T>& c) const
     {
         const auto& a = c.input(0);
         const auto& b = c.input(1);
-        const std::size_t m = a.shape()[ta ? 1 : 0], k = a.shape()[ta ? 0 : 1], n = b.shape()[tb ? 0 : 1];
-        const std::size_t lda = a.shape()[1], ldb = b.shape()[1];
+        std::size_t m, k, n;
+        dims(a.shape(), b.shape(), m, k, n);
+        const std::size_t lda = a.shape().back(), ldb = b.shape().back();
         const T* g = c.grad_out().data();
-        c.add_grad(0, a.shape(), [&](T* dst, bool add) {
-            if (!ta) {
-                blas::gemm_to(dst, add, false, !tb, m, k, n, g, n, b.data(), ldb);  // g op(b)^T
-            } else {
-                blas::gemm_to(dst, add, tb, true, k, m, n, b.data(), ldb, g, n);  // op(b) g^T
+        const Batches batches(name, a.shape(), b.shape());
+        // Each gradient is computed per output matrix, in the batch shape of the output; the
+        // kit sums it over the axes its input was broadcast along.
+        Shape full_a = batches.shape, full_b = batches.shape;
+        full_a.insert(full_a.end(), a.shape().end() - 2, a.shape().end());
+        full_b.insert(full_b.end(), b.shape().end() - 2, b.shape().end());
+        c.add_grad(0, full_a, [&](T* dst, bool add) {
+            for (std::size_t p = 0; p < batches.count; ++p) {
+                const T* gp = g + p * m * n;
+                const T* bp = b.data() + batches.b[p] * k * n;
+                if (!ta) {
+                    blas::gemm_to(dst + p * m * k, add, false, !tb, m, k, n, gp, n, bp, ldb);  // g op(b)^T
+                } else {
+                    blas::gemm_to(dst + p * m * k, add, tb, true, k, m, n, bp, ldb, gp, n);  // op(b) g^T
+                }
             }
         });
-        c.add_grad(1, b.shape(), [&](T* dst, bool add) {
-            if (!tb) {
-                blas::gemm_to(dst, add, !ta, false, k, n, m, a.data(), lda, g, n);  // op(a)^T g
-            } else {
-                blas::gemm_to(dst, add, true, ta, n, k, m, g, n, a.data(), lda);  // g^T op(a)
+        c.add_grad(1, full_b, [&](T* dst, bool add) {
+            for (std::size_t p = 0; p < batches.count; ++p) {
+                const T* gp = g + p * m * n;
+                const T* ap = a.data() + batches.a[p] * m * k;
+                if (!tb) {
+                    blas::gemm_to(dst + p * k * n, add, !ta, false, k, n, m, ap, lda, gp, n);  // op(a)^T g
+                } else {
+                    blas::gemm_to(dst + p * k * n, add, true, ta, n, k, m, gp, n, ap, lda);  // g^T op(a)
+                }
             }
         });
     }
+
     template <class T> void vjp(VjpContext<T>& v) const
     {
         const Var<T>& g = v.grad_out();
@@ -61,28 +148,63 @@ struct Matmul {
     }
 };
 
+template <class S> std::string with_flag(const S& s, bool t)
+{
+    return format_shape(s) + (t ? " (transposed)" : "");
+}
+
 }  // namespace
 
 template <class T> Var<T> matmul(const Var<T>& a, const Var<T>& b, bool transpose_a, bool transpose_b)
 {
     const auto& sa = input_shape(TAPEGRAD_OP_NAME, a);
     const auto& sb = input_shape(TAPEGRAD_OP_NAME, b);
-    if (sa.size() != 2 || sb.size() != 2) {
-        throw Error(std::string(Matmul::name) + ": expected 2-D inputs, got a " + format_shape(sa) + " and b " +
-                    format_shape(sb));
+    if (sa.size() < 2 || sb.size() < 2) {
+        throw Error(std::string(Matmul::name) + ": the transposing form needs inputs of rank 2 or more, got a " +
+                    format_shape(sa) + " and b " + format_shape(sb));
     }
-    const std::size_t ka = sa[transpose_a ? 0 : 1], kb = sb[transpose_b ? 1 : 0];
-    if (ka != kb) {
-        throw Error(std::string(Matmul::name) + ": inner dimensions differ: a is " + format_shape(sa) +
-                    (transpose_a ? " (transposed)" : "") + ", b is " + format_shape(sb) +
-                    (transpose_b ? " (transposed)" : ""));
+    const Matmul op{transpose_a, transpose_b};
+    std::size_t m, k, n;
+    op.dims(sa, sb, m, k, n);
+    const std::size_t kb = sb[sb.size() - (transpose_b ? 1 : 2)];
+    if (k != kb) {
+        throw Error(std::string(Matmul::name) + ": inner dimensions differ: a is " + with_flag(sa, transpose_a) +
+                    ", b is " + with_flag(sb, transpose_b));
     }
+    for (std::size_t j = 3; j <= std::min(sa.size(), sb.size()); ++j) {  // the batch dims, aligned at the end
+        const std::size_t da = sa[sa.size() - j], db = sb[sb.size() - j];
+        if (da != db && da != 1 && db != 1) {
+            throw Error(std::string(Matmul::name) + ": batch dims do not broadcast: a is " + format_shape(sa) +
+                        ", b is " + format_shape(sb));
+        }
+    }
+    (void)m;
+    (void)n;
     return record(Matmul{transpose_a, transpose_b}, a, b);
 }
 
 template <class T> Var<T> matmul(const Var<T>& a, const Var<T>& b)
 {
-    return matmul(a, b, false, false);
+    const auto& sa = input_shape(TAPEGRAD_OP_NAME, a);
+    const auto& sb = input_shape(TAPEGRAD_OP_NAME, b);
+    if (sa.empty() || sb.empty()) {
+        throw Error(std::string(Matmul::name) + ": both inputs need at least one dimension, got a " + format_shape(sa) +
+                    " and b " + format_shape(sb));
+    }
+    if (sa.size() >= 2 && sb.size() >= 2) return matmul(a, b, false, false);
+    // 1-D operands: a row vector on the left, a column vector on the right, removed again.
+    if (sa.back() != sb[sb.size() >= 2 ? sb.size() - 2 : 0]) {
+        throw Error(std::string(Matmul::name) + ": inner dimensions differ: a is " + format_shape(sa) + ", b is " +
+                    format_shape(sb));
+    }
+    std::vector<std::size_t> shape_a(sa.begin(), sa.end()), shape_b(sb.begin(), sb.end());
+    if (sa.size() == 1) shape_a.insert(shape_a.begin(), 1);
+    if (sb.size() == 1) shape_b.push_back(1);
+    const Var<T> y = matmul(reshape(a, shape_a), reshape(b, shape_b), false, false);
+    std::vector<std::size_t> out(y.shape().begin(), y.shape().end());
+    if (sb.size() == 1) out.pop_back();
+    if (sa.size() == 1) out.erase(out.end() - (sb.size() == 1 ? 1 : 2));
+    return reshape(y, out);
 }
 
 template Var<float> matmul<float>(const Var<float>&, const Var<float>&);
@@ -137,6 +259,88 @@ TAPEGRAD_OP_SAMPLES(rng)
     flags("(4,3)^T@(2,4)^T flag", {4, 3}, {2, 4}, true, true);
     flags("(30,20)^T@(25,30)^T via BLAS", {30, 20}, {25, 30}, true, true);
     flags("(300,40)^T@(1,300)^T via gemv", {300, 40}, {1, 300}, true, true);
+    // N-D: batches broadcast, 1-D operands.
+    auto nd = [&](std::string label, std::vector<std::size_t> sa, std::vector<std::size_t> sb, std::string torch) {
+        out.push_back(tg::make_sample(std::move(label), {u(sa), u(sb)}, f, [](const auto& x) {
+                          // Plain loops over the broadcast batches, via xtensor views of 2-D slices.
+                          xt::xarray<double> a = x[0], b = x[1];
+                          const bool va = a.dimension() == 1, vb = b.dimension() == 1;
+                          if (va) a = xt::expand_dims(a, 0);
+                          if (vb) b = xt::expand_dims(b, 1);
+                          const std::size_t ra = a.dimension(), rb = b.dimension();
+                          const std::size_t m = a.shape()[ra - 2], k = a.shape()[ra - 1], n = b.shape()[rb - 1];
+                          std::vector<std::size_t> ba(a.shape().begin(), a.shape().end() - 2),
+                              bb(b.shape().begin(), b.shape().end() - 2);
+                          const std::size_t r = std::max(ba.size(), bb.size());
+                          ba.insert(ba.begin(), r - ba.size(), 1);
+                          bb.insert(bb.begin(), r - bb.size(), 1);
+                          std::vector<std::size_t> bo(r);
+                          for (std::size_t j = 0; j < r; ++j) bo[j] = std::max(ba[j], bb[j]);
+                          std::vector<std::size_t> ya = ba, yb = bb;
+                          ya.push_back(m);
+                          ya.push_back(k);
+                          yb.push_back(k);
+                          yb.push_back(n);
+                          const xt::xarray<double> A = xt::reshape_view(a, ya), B = xt::reshape_view(b, yb);
+                          std::vector<std::size_t> so = bo;
+                          so.push_back(m);
+                          so.push_back(n);
+                          xt::xarray<double> y = xt::zeros<double>(so);
+                          std::size_t total = 1;
+                          for (auto d : bo) total *= d;
+                          for (std::size_t p = 0; p < total; ++p) {
+                              auto idx = xt::unravel_index(p, bo);
+                              std::vector<std::size_t> ia(r), ib(r);
+                              for (std::size_t j = 0; j < r; ++j) {
+                                  ia[j] = ba[j] == 1 ? 0 : idx[j];
+                                  ib[j] = bb[j] == 1 ? 0 : idx[j];
+                              }
+                              for (std::size_t i = 0; i < m; ++i)
+                                  for (std::size_t jj = 0; jj < n; ++jj) {
+                                      double acc = 0;
+                                      for (std::size_t q = 0; q < k; ++q) {
+                                          std::vector<std::size_t> ea = ia, eb = ib;
+                                          ea.push_back(i);
+                                          ea.push_back(q);
+                                          eb.push_back(q);
+                                          eb.push_back(jj);
+                                          acc += A.element(ea.begin(), ea.end()) * B.element(eb.begin(), eb.end());
+                                      }
+                                      std::vector<std::size_t> ey(idx.begin(), idx.end());
+                                      ey.push_back(i);
+                                      ey.push_back(jj);
+                                      y.element(ey.begin(), ey.end()) = acc;
+                                  }
+                          }
+                          std::vector<std::size_t> result(so.begin(), so.end());
+                          if (vb) result.pop_back();
+                          if (va) result.erase(result.end() - (vb ? 1 : 2));
+                          return xt::xarray<double>(xt::reshape_view(y, result));
+                      }).with_torch(torch));
+    };
+    nd("(2,3,4)@(2,4,5) batched", {2, 3, 4}, {2, 4, 5}, "torch.matmul(x[0], x[1])");
+    nd("(2,1,3,4)@(5,4,2) broadcast", {2, 1, 3, 4}, {5, 4, 2}, "torch.matmul(x[0], x[1])");
+    nd("(3,4)@(2,4,5) broadcast a", {3, 4}, {2, 4, 5}, "torch.matmul(x[0], x[1])");
+    nd("(4,)@(4,) dot", {4}, {4}, "torch.matmul(x[0], x[1])");
+    nd("(4,)@(4,3) vector-matrix", {4}, {4, 3}, "torch.matmul(x[0], x[1])");
+    nd("(3,4)@(4,) matrix-vector", {3, 4}, {4}, "torch.matmul(x[0], x[1])");
+    nd("(4,)@(2,4,3) vector-batch", {4}, {2, 4, 3}, "torch.matmul(x[0], x[1])");
+    nd("(2,3,4)@(4,) batch-vector", {2, 3, 4}, {4}, "torch.matmul(x[0], x[1])");
+    out.push_back(tg::make_sample("(0,3,4)@(4,2) empty batch", {u({0, 3, 4}), u({4, 2})}, f, [](const auto&) {
+                      return xt::xarray<double>(xt::zeros<double>({0, 3, 2}));
+                  }).with_torch("torch.matmul(x[0], x[1])"));
+    out.push_back(tg::make_sample(
+                      "(2,4,3)^T@(2,5,4)^T batched flags", {u({2, 4, 3}), u({2, 5, 4})},
+                      [](const auto& v) { return tg::matmul(v[0], v[1], true, true); },
+                      [](const auto& x) {
+                          xt::xarray<double> y = xt::zeros<double>({2, 3, 5});
+                          for (std::size_t p = 0; p < 2; ++p)
+                              for (std::size_t i = 0; i < 3; ++i)
+                                  for (std::size_t j = 0; j < 5; ++j)
+                                      for (std::size_t q = 0; q < 4; ++q) y(p, i, j) += x[0](p, q, i) * x[1](p, j, q);
+                          return y;
+                      })
+                      .with_torch("torch.matmul(x[0].transpose(1, 2), x[1].transpose(1, 2))"));
     // The gemv samples are large: gradcheck covers them, the PyTorch reference file does not.
     for (auto& s : out) {
         if (s.label.find("via gemv") != std::string::npos) s.torch.clear();

@@ -4,13 +4,19 @@
 // The log-sum-exp is taken around each row's maximum, so logits of +-1000 give finite
 // losses and gradients; forward keeps softmax(x) for the fused backward.
 
+#include <cmath>
+
 #include "tapegrad/kit.hpp"
 
 namespace tg {
 
 //! public
-/// mean over N of -log_softmax(logits)[i, labels[i]] for logits [N, C], labels [N] in [0, C).
-template <class T> Var<T> cross_entropy(const Var<T>& logits, const xt::xarray<std::int64_t>& labels);
+/// Cross-entropy of logits [N, C] or [N, C, d1, ...] at integer labels [N] or [N, d1, ...], with optional label
+/// smoothing. `label_smoothing` = e mixes the target with the uniform distribution: (1 - e) nll + e mean over classes
+/// of -log_softmax (as PyTorch).
+template <class T>
+Var<T> cross_entropy(const Var<T>& logits, const xt::xarray<std::int64_t>& labels,
+                     Reduction reduction = Reduction::mean, double label_smoothing = 0.0);
 //! end
 
 namespace {
@@ -68,29 +74,46 @@ struct CrossEntropy {
 
 }  // namespace
 
-template <class T> Var<T> cross_entropy(const Var<T>& logits, const xt::xarray<std::int64_t>& labels)
+template <class T>
+Var<T> cross_entropy(const Var<T>& logits, const xt::xarray<std::int64_t>& labels, Reduction reduction,
+                     double label_smoothing)
 {
     const char* op = CrossEntropy::name;
-    const auto& s = input_shape(TAPEGRAD_OP_NAME, logits);
-    if (s.size() != 2) throw Error(std::string(op) + ": logits must be 2-D [N, C], got " + format_shape(s));
-    if (s[0] == 0) throw Error(std::string(op) + ": the batch is empty (logits " + format_shape(s) + ")");
-    if (labels.dimension() != 1 || labels.size() != s[0]) {
-        throw Error(std::string(op) + ": labels must be 1-D with one class index per row of logits " + format_shape(s) +
-                    ", got " + format_shape(labels.shape()));
+    const auto& s = input_shape(op, logits);
+    if (s.size() < 2)
+        throw Error(std::string(op) + ": logits must be [N, C] or [N, C, d1, ...], got " + format_shape(s));
+    if (!(label_smoothing >= 0 && label_smoothing <= 1)) {
+        throw Error(std::string(op) + ": label_smoothing must be in [0, 1], got " + format_number(label_smoothing));
     }
-    const auto classes = static_cast<std::int64_t>(s[1]);
-    for (std::size_t i = 0; i < labels.size(); ++i) {
-        const std::int64_t l = labels.data()[i];
-        if (l < 0 || l >= classes) {
-            throw Error(std::string(op) + ": label " + std::to_string(l) + " at row " + std::to_string(i) +
-                        " is out of range for " + std::to_string(classes) + " classes");
+    // The common case in one fused entry; the rest composed from log_softmax and nll_loss.
+    if (s.size() == 2 && reduction == Reduction::mean && label_smoothing == 0 && s[0] > 0) {
+        if (labels.dimension() != 1 || labels.size() != s[0]) {
+            throw Error(std::string(op) + ": labels must be 1-D with one class index per row of logits " +
+                        format_shape(s) + ", got " + format_shape(labels.shape()));
         }
+        const auto classes = static_cast<std::int64_t>(s[1]);
+        for (std::size_t i = 0; i < labels.size(); ++i) {
+            const std::int64_t l = labels.data()[i];
+            if (l < 0 || l >= classes) {
+                throw Error(std::string(op) + ": label " + std::to_string(l) + " at row " + std::to_string(i) +
+                            " is out of range for " + std::to_string(classes) + " classes");
+            }
+        }
+        return record(CrossEntropy{labels}, logits);
     }
-    return record(CrossEntropy{labels}, logits);
+    const Var<T> lsm = log_softmax(logits, 1);
+    const Var<T> nll = nll_loss(lsm, labels, Reduction::none);
+    Var<T> l = nll;
+    if (label_smoothing > 0) {
+        const auto e = static_cast<T>(label_smoothing);
+        const Var<T> uniform = sum(lsm, {1}) * (-1 / static_cast<T>(s[1]));
+        l = nll * (1 - e) + uniform * e;
+    }
+    return reduction == Reduction::none ? l : reduction == Reduction::sum ? sum(l) : mean(l);
 }
 
-template Var<float> cross_entropy<float>(const Var<float>&, const xt::xarray<std::int64_t>&);
-template Var<double> cross_entropy<double>(const Var<double>&, const xt::xarray<std::int64_t>&);
+template Var<float> cross_entropy<float>(const Var<float>&, const xt::xarray<std::int64_t>&, Reduction, double);
+template Var<double> cross_entropy<double>(const Var<double>&, const xt::xarray<std::int64_t>&, Reduction, double);
 
 }  // namespace tg
 
@@ -121,5 +144,44 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(1,3)", {1, 3}, {1}, false);
     sample("(3,1)", {3, 1}, {0, 0, 0}, false);
     sample("transposed (3,2)", {3, 2}, {2, 0}, true);
+    auto general = [&](std::string label, std::vector<std::size_t> shape, xt::xarray<std::int64_t> labels,
+                       tg::Reduction r, double e) {
+        const std::string red = r == tg::Reduction::mean ? "'mean'" : r == tg::Reduction::sum ? "'sum'" : "'none'";
+        out.push_back(tg::make_sample(
+                          std::move(label), {u(shape)},
+                          [labels, r, e](const auto& v) { return tg::cross_entropy(v[0], labels, r, e); },
+                          [labels, r, e](const auto& x) {
+                              // log_softmax along axis 1 by hand, then the smoothed nll per element.
+                              const xt::xarray<double> ex = xt::exp(x[0]);
+                              const xt::xarray<double> z = xt::sum(ex, {1}, xt::keep_dims);
+                              const xt::xarray<double> lsm = x[0] - xt::log(z);
+                              const std::size_t classes = x[0].shape()[1];
+                              xt::xarray<double> l = xt::zeros<double>(labels.shape());
+                              for (std::size_t i = 0; i < labels.size(); ++i) {
+                                  auto at = xt::unravel_index(i, labels.shape());
+                                  std::vector<std::size_t> e0(at.begin(), at.end());
+                                  e0.insert(e0.begin() + 1, 0);
+                                  double all = 0;
+                                  for (std::size_t cl = 0; cl < classes; ++cl) {
+                                      e0[1] = cl;
+                                      all += lsm.element(e0.begin(), e0.end());
+                                  }
+                                  e0[1] = static_cast<std::size_t>(labels.data()[i]);
+                                  l.data()[i] =
+                                      -(1 - e) * lsm.element(e0.begin(), e0.end()) - e * all / double(classes);
+                              }
+                              return r == tg::Reduction::none  ? l
+                                     : r == tg::Reduction::sum ? xt::xarray<double>(xt::sum(l))
+                                                               : xt::xarray<double>(xt::mean(l));
+                          })
+                          .with_torch("torch.nn.functional.cross_entropy(x[0], " + tg::samples::torch_literal(labels) +
+                                      ", reduction=" + red + ", label_smoothing=" + std::to_string(e) + ")"));
+    };
+    general("(4,3) sum", {4, 3}, xt::xarray<std::int64_t>{0, 2, 2, 1}, tg::Reduction::sum, 0.0);
+    general("(4,3) none", {4, 3}, xt::xarray<std::int64_t>{0, 2, 2, 1}, tg::Reduction::none, 0.0);
+    general("(4,3) smoothing 0.1", {4, 3}, xt::xarray<std::int64_t>{0, 2, 2, 1}, tg::Reduction::mean, 0.1);
+    general("(2,3,4) N-D", {2, 3, 4}, xt::xarray<std::int64_t>{{0, 1, 2, 2}, {1, 1, 0, 2}}, tg::Reduction::mean, 0.0);
+    general("(2,3,2,2) N-D smoothing 0.2 none", {2, 3, 2, 2},
+            xt::xarray<std::int64_t>{{{0, 1}, {2, 2}}, {{1, 0}, {0, 2}}}, tg::Reduction::none, 0.2);
     return out;
 }

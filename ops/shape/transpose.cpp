@@ -8,8 +8,10 @@
 namespace tg {
 
 //! public
-/// Transpose of a 2-D Var.
+/// Transpose of a 2-D Var; transpose(x, dim0, dim1) swaps two axes of an N-D Var.
 template <class T> Var<T> transpose(const Var<T>& x);
+/// x with axes dim0 and dim1 swapped (negative axes count from the end; a permute).
+template <class T> Var<T> transpose(const Var<T>& x, std::ptrdiff_t dim0, std::ptrdiff_t dim1);
 //! end
 
 namespace {
@@ -54,7 +56,20 @@ template <class T> Var<T> transpose(const Var<T>& x)
     return record(Transpose{}, x);
 }
 
+template <class T> Var<T> transpose(const Var<T>& x, std::ptrdiff_t dim0, std::ptrdiff_t dim1)
+{
+    const auto& s = input_shape(TAPEGRAD_OP_NAME, x);
+    const std::size_t a = axis::resolve(Transpose::name, s, dim0);
+    const std::size_t b = axis::resolve(Transpose::name, s, dim1);
+    std::vector<std::size_t> dims(s.size());
+    for (std::size_t i = 0; i < dims.size(); ++i) dims[i] = i;
+    std::swap(dims[a], dims[b]);
+    return permute(x, dims);
+}
+
 TAPEGRAD_INSTANTIATE_UNARY(transpose)
+template Var<float> transpose<float>(const Var<float>&, std::ptrdiff_t, std::ptrdiff_t);
+template Var<double> transpose<double>(const Var<double>&, std::ptrdiff_t, std::ptrdiff_t);
 
 }  // namespace tg
 
@@ -71,5 +86,22 @@ TAPEGRAD_OP_SAMPLES(rng)
                       [](const auto& v) { return tg::transpose(tg::transpose(v[0])); },
                       [](const auto& x) { return x[0]; })
                       .with_torch("x[0].T.T"));
+    auto u = [&](std::vector<std::size_t> shape) { return tg::sample_uniform(rng, shape, -1.0, 1.0); };
+    out.push_back(tg::make_sample(
+                      "(2,3,4) dims 1,2", {u({2, 3, 4})}, [](const auto& v) { return tg::transpose(v[0], 1, 2); },
+                      [](const auto& x) {
+                          return xt::xarray<double>(xt::transpose(x[0], {0, 2, 1}));
+                      })
+                      .with_torch("x[0].transpose(1, 2)"));
+    out.push_back(tg::make_sample(
+                      "(2,3,4) dims -1,0", {u({2, 3, 4})}, [](const auto& v) { return tg::transpose(v[0], -1, 0); },
+                      [](const auto& x) {
+                          return xt::xarray<double>(xt::transpose(x[0], {2, 1, 0}));
+                      })
+                      .with_torch("x[0].transpose(-1, 0)"));
+    out.push_back(tg::make_sample(
+                      "(0,3) dims 0,1", {u({0, 3})}, [](const auto& v) { return tg::transpose(v[0], 0, 1); },
+                      [](const auto& x) { return xt::xarray<double>(xt::transpose(x[0])); })
+                      .with_torch("x[0].transpose(0, 1)"));
     return out;
 }

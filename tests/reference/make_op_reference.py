@@ -16,6 +16,7 @@ them with the inputs to op_reference.json, which tests/test_op_reference.cpp rep
 Needs Debian's PyTorch (scripts/install-deps --torch); the tests only read the JSON.
 """
 import json
+import math
 import sys
 import zlib
 
@@ -26,9 +27,21 @@ def tensor(entry):
     return torch.tensor(entry["data"], dtype=torch.float64).reshape(entry["shape"])
 
 
+def number(v):
+    # JSON has no NaN or infinity; the reader maps these strings back.
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return v
+
+
 def plain(t):
-    t = t.detach().to(torch.float64).contiguous()
-    return {"shape": list(t.shape), "data": [float(v) for v in t.reshape(-1).tolist()]}
+    t = t.detach().to(torch.float64)
+    if t._is_zerotensor():  # some second-order formulas return a symbolic zero without storage
+        t = torch.zeros(t.shape, dtype=torch.float64)
+    t = t.contiguous()
+    return {"shape": list(t.shape), "data": [number(float(v)) for v in t.reshape(-1).tolist()]}
 
 
 def drawn(generator, like):
@@ -64,7 +77,10 @@ def main():
     samples = json.load(open(sys.argv[1]))
     cases = {}
     for entry in samples["samples"]:
-        cases.setdefault(entry["op"], {})[entry["label"]] = reference(entry["op"], entry)
+        try:
+            cases.setdefault(entry["op"], {})[entry["label"]] = reference(entry["op"], entry)
+        except Exception as e:
+            sys.exit(f"make_op_reference: {entry['op']} '{entry['label']}': {entry['torch']}: {e}")
     out = {"torch_version": torch.__version__, "dtype": "float64", "ops": cases}
     with open(sys.argv[2], "w") as f:
         json.dump(out, f, indent=None, separators=(",", ":"))

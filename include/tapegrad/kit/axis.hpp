@@ -13,6 +13,20 @@
 
 namespace tg::axis {
 
+/// A possibly negative axis of an array of shape `shape` as an index; throws
+/// `<op>: axis 3 is out of range for shape [2, 5]`. With `extra` = 1, accepts the position
+/// just past the last axis too (where unsqueeze inserts one).
+template <class S> std::size_t resolve(const char* op, const S& shape, std::ptrdiff_t axis, std::size_t extra = 0)
+{
+    const auto r = static_cast<std::ptrdiff_t>(shape.size() + extra);
+    const std::ptrdiff_t a = axis < 0 ? axis + r : axis;
+    if (a < 0 || a >= r) {
+        throw Error(std::string(op) + ": axis " + std::to_string(axis) + " is out of range for shape " +
+                    format_shape(shape) + (extra ? " (inserting an axis)" : ""));
+    }
+    return static_cast<std::size_t>(a);
+}
+
 /// An array of some shape seen as [outer, len, inner] around `axis`.
 struct Split {
     std::size_t axis = 0, outer = 1, len = 1, inner = 1;
@@ -21,14 +35,8 @@ struct Split {
 /// Resolves a possibly negative axis; throws `<op>: axis 2 is out of range for shape [3, 4]`.
 template <class S> Split split(const char* op, const S& shape, std::ptrdiff_t axis)
 {
-    const auto rank = static_cast<std::ptrdiff_t>(shape.size());
-    const std::ptrdiff_t a = axis < 0 ? axis + rank : axis;
-    if (a < 0 || a >= rank) {
-        throw Error(std::string(op) + ": axis " + std::to_string(axis) + " is out of range for shape " +
-                    format_shape(shape));
-    }
     Split r;
-    r.axis = static_cast<std::size_t>(a);
+    r.axis = resolve(op, shape, axis);
     for (std::size_t j = 0; j < shape.size(); ++j) {
         if (j < r.axis) r.outer *= shape[j];
         if (j > r.axis) r.inner *= shape[j];

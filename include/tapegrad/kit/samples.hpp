@@ -51,7 +51,11 @@ template <class T> std::string torch_literal(const xt::xarray<T>& a)
         }
     }
     out << "]";
-    if constexpr (std::is_floating_point<T>::value) out << ", dtype=torch.float64";
+    if constexpr (std::is_floating_point<T>::value) {
+        out << ", dtype=torch.float64";
+    } else if constexpr (!std::is_same<T, bool>::value) {
+        out << ", dtype=torch.int64";
+    }
     out << ").reshape(" << (a.dimension() == 0 ? "()" : "");
     for (std::size_t j = 0; j < a.dimension(); ++j) out << (j ? ", " : "") << a.shape()[j];
     out << ")";
@@ -67,8 +71,8 @@ inline std::string torch_scalar(double v)
     return out.str();
 }
 
-/// Sample calls of a unary op over rank-0, size-1, matrix and rank-3 shapes and a
-/// transposed input, with values in [lo, hi) kept `gap` away from zero when gap > 0.
+/// Sample calls of a unary op over rank-0, size-1, matrix, rank-3 and zero-size shapes and
+/// a transposed input, with values in [lo, hi) kept `gap` away from zero when gap > 0.
 /// `ref(x)` computes the expected output from an xt::xarray<double> with a plain formula;
 /// `torch` is the PyTorch call with "{0}" for the input (e.g. "torch.exp({0})").
 template <class F, class R>
@@ -84,6 +88,7 @@ std::vector<OpSample> unary(std::mt19937_64& rng, double lo, double hi, double g
     out.push_back(make_sample("(1,)", {draw({1})}, f, r));
     out.push_back(make_sample("(3,4)", {draw({3, 4})}, f, r));
     out.push_back(make_sample("(2,1,3)", {draw({2, 1, 3})}, f, r));
+    out.push_back(make_sample("(0,3) empty", {draw({0, 3})}, f, r));
     out.push_back(make_sample(
         "transposed (4,3)", {draw({4, 3})},
         [f](const auto& v) {
@@ -98,7 +103,7 @@ std::vector<OpSample> unary(std::mt19937_64& rng, double lo, double hi, double g
 }
 
 /// Sample calls of a broadcasting binary op: equal shapes, (3,4)+(4,), (3,1)+(1,4),
-/// (1,)+(2,3), rank-0 with a matrix both ways, a transposed input, and the scalar forms
+/// (1,)+(2,3), zero-size batches, rank-0 with a matrix both ways, a transposed input, and the scalar forms
 /// through `fs(v, scalar)` and `sf(scalar, v)`. Values of b keep `gap_b` away from zero.
 /// `ref(a, b)` computes the expected output from xt::xarray<double>s (it must broadcast;
 /// a scalar comes as a rank-0 array); `torch` is the PyTorch call with "{0}" and "{1}".
@@ -122,6 +127,8 @@ std::vector<OpSample> binary(std::mt19937_64& rng, double lo, double hi, double 
     out.push_back(make_sample("(2,3)+()", {a({2, 3}), b({})}, f, r));
     out.push_back(make_sample("()+()", {a({}), b({})}, f, r));
     out.push_back(make_sample("(2,3,4)+(3,1)", {a({2, 3, 4}), b({3, 1})}, f, r));
+    out.push_back(make_sample("(0,3)+(3,) empty", {a({0, 3}), b({3})}, f, r));
+    out.push_back(make_sample("(2,1)+(2,0) empty", {a({2, 1}), b({2, 0})}, f, r));
     out.push_back(make_sample(
         "transposed (4,3)+(3,4)", {a({4, 3}), b({3, 4})},
         [f](const auto& v) {

@@ -1,0 +1,94 @@
+// ops/loss/nll_loss.cpp — l[i, ...] = -log_probs[i, labels[i, ...], ...] for log_probs [N, C, d1, ...] and
+//   integer labels [N, d1, ...] in [0, C); reduced (mean by default, over N d1 ...)
+//   (a gather along the class axis and a negation: their vjps scatter the gradient back)
+
+#include <string>
+
+#include "pointwise_loss.hpp"
+
+namespace tg {
+
+//! public
+/// Negative log-likelihood of log-probabilities [N, C] or [N, C, d1, ...] at integer labels [N] or [N, d1, ...].
+template <class T>
+Var<T> nll_loss(const Var<T>& log_probs, const xt::xarray<std::int64_t>& labels, Reduction reduction = Reduction::mean);
+//! end
+
+namespace losses {
+
+/// Checks log_probs [N, C, d...] against labels [N, d...] with values in [0, C).
+template <class S> void check_labels(const char* op, const S& s, const xt::xarray<std::int64_t>& labels)
+{
+    const auto& ls = labels.shape();
+    bool ok = s.size() >= 2 && ls.size() + 1 == s.size();
+    for (std::size_t j = 0; ok && j < ls.size(); ++j) ok = ls[j] == s[j == 0 ? 0 : j + 1];
+    if (!ok) {
+        throw Error(std::string(op) + ": input " + format_shape(s) +
+                    " needs labels of shape [N, d1, ...] without its "
+                    "class axis (1), got " +
+                    format_shape(ls));
+    }
+    const auto classes = static_cast<std::int64_t>(s[1]);
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+        const std::int64_t l = labels.data()[i];
+        if (l < 0 || l >= classes) {
+            throw Error(std::string(op) + ": label " + std::to_string(l) + " at flat position " + std::to_string(i) +
+                        " is out of range for " + std::to_string(classes) + " classes");
+        }
+    }
+}
+
+template <class T> Var<T> reduce(const Var<T>& l, Reduction r)
+{
+    return r == Reduction::none ? l : r == Reduction::sum ? sum(l) : mean(l);
+}
+
+}  // namespace losses
+
+template <class T> Var<T> nll_loss(const Var<T>& log_probs, const xt::xarray<std::int64_t>& labels, Reduction reduction)
+{
+    const auto& s = input_shape(TAPEGRAD_OP_NAME, log_probs);
+    losses::check_labels(TAPEGRAD_OP_NAME, s, labels);
+    std::vector<std::size_t> index_shape(labels.shape().begin(), labels.shape().end());
+    index_shape.insert(index_shape.begin() + 1, std::size_t{1});
+    xt::xarray<std::int64_t> index = labels;
+    index.reshape(index_shape);
+    return losses::reduce(-squeeze(gather(log_probs, 1, index), 1), reduction);
+}
+
+template Var<float> nll_loss<float>(const Var<float>&, const xt::xarray<std::int64_t>&, Reduction);
+template Var<double> nll_loss<double>(const Var<double>&, const xt::xarray<std::int64_t>&, Reduction);
+
+}  // namespace tg
+
+TAPEGRAD_OP_SAMPLES(rng)
+{
+    auto u = [&](std::vector<std::size_t> s) { return tg::sample_uniform(rng, s, -3.0, 0.0); };
+    std::vector<tg::OpSample> out;
+    auto sample = [&](std::string label, std::vector<std::size_t> shape, xt::xarray<std::int64_t> labels,
+                      tg::Reduction r) {
+        out.push_back(tg::make_sample(
+                          std::move(label), {u(shape)},
+                          [labels, r](const auto& v) { return tg::nll_loss(v[0], labels, r); },
+                          [labels, r](const auto& x) {
+                              xt::xarray<double> l = xt::zeros<double>(labels.shape());
+                              for (std::size_t i = 0; i < labels.size(); ++i) {
+                                  auto at = xt::unravel_index(i, labels.shape());
+                                  std::vector<std::size_t> e(at.begin(), at.end());
+                                  e.insert(e.begin() + 1, static_cast<std::size_t>(labels.data()[i]));
+                                  l.data()[i] = -x[0].element(e.begin(), e.end());
+                              }
+                              return r == tg::Reduction::none  ? l
+                                     : r == tg::Reduction::sum ? xt::xarray<double>(xt::sum(l))
+                                                               : xt::xarray<double>(xt::mean(l));
+                          })
+                          .with_torch("torch.nn.functional.nll_loss(x[0], " + tg::samples::torch_literal(labels) +
+                                      ", reduction=" + tg::losses::torch_reduction(r) + ")"));
+    };
+    sample("(4,3)", {4, 3}, xt::xarray<std::int64_t>{0, 2, 2, 1}, tg::Reduction::mean);
+    sample("(2,3,4) sum", {2, 3, 4}, xt::xarray<std::int64_t>{{0, 1, 2, 2}, {1, 1, 0, 2}}, tg::Reduction::sum);
+    sample("(2,3,2,2) none", {2, 3, 2, 2}, xt::xarray<std::int64_t>{{{0, 1}, {2, 2}}, {{1, 0}, {0, 2}}},
+           tg::Reduction::none);
+    sample("(1,5)", {1, 5}, xt::xarray<std::int64_t>{4}, tg::Reduction::mean);
+    return out;
+}
