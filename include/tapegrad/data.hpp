@@ -45,6 +45,11 @@ struct Idx {
 /// promises more than 1 GB of data, or holds fewer data bytes than its dimensions promise.
 /// Bytes left over after the promised data are an error too (they mean the dimensions do not
 /// describe the file), except garbage after the end of a gzip stream, which zlib ignores.
+///
+/// Memory follows the data, not the header: the whole promised size is allocated at once
+/// only when the file backs it (a plain file at least that long, or a gzip file whose
+/// trailer records that length); otherwise the buffer grows as bytes arrive, so a short
+/// file with a huge header costs at most a few tens of MB before it is reported truncated.
 Idx read_idx(const std::string& path);
 
 /// Mean and (population) standard deviation of `x / 255` over all bytes of `images`, e.g.
@@ -105,7 +110,9 @@ private:
 /// Reads an images file [N, rows, cols] and a labels file [N] (IDX, plain or gzip'd; see
 /// read_idx) into a Dataset with features [N, rows * cols] normalised as `normalize` says.
 /// Throws tg::Error if either file is bad, the images file is not 3-D, the labels file is
-/// not 1-D, the counts differ, or N is 0.
+/// not 1-D, the counts differ, N is 0, or the features would take more than 2 GB in memory
+/// (N * rows * cols * sizeof(T): 512 M pixels as float, 256 M as double). Memory grows
+/// with the data as in read_idx.
 template <class T>
 Dataset<T> load_idx_dataset(const std::string& images, const std::string& labels,
                             Normalize normalize = Normalize::unit());

@@ -92,6 +92,10 @@ protected:
     /// Per-parameter buffer `b` of parameter `i`, created as zeros when missing.
     xt::xarray<T>& buffer(std::size_t b, std::size_t i);
     bool has_buffer(std::size_t b, std::size_t i) const { return present_[b][i]; }
+    /// Throws unless every parameter with a gradient still has the shape of its gradient and
+    /// of its buffers (a shape changed through mutable_value() would make the update run
+    /// past the end of one of them). Steps call it before changing anything.
+    void check_shapes() const;
 
     std::vector<Var<T>> params_;
     double lr_;
@@ -105,6 +109,17 @@ protected:
 private:
     [[noreturn]] void throw_unknown(const std::string& name) const;
     bool parse(const std::string& name, std::size_t& param, std::size_t& buf) const;
+    /// What set_state and load_state_dict change, so that a whole state can be built on the
+    /// side and swapped in only once every entry has been checked.
+    struct State {
+        double lr;
+        std::uint64_t steps;
+        std::vector<std::uint64_t> param_steps;
+        std::vector<std::vector<xt::xarray<T>>> buffers;
+        std::vector<std::vector<bool>> present;
+    };
+    /// Checks entry `name` and writes it into `into` (throws, leaving the optimiser alone).
+    void apply_state(const std::string& name, const xt::xarray<double>& value, State& into) const;
 };
 
 /// Stochastic gradient descent with optional momentum, dampening, Nesterov momentum and

@@ -27,6 +27,10 @@ namespace detail {
 struct TapeState {
     std::uint64_t pass = 1;
     bool graph_freed = false;
+    /// The thread that owned the tape has exited: its entries are freed and the state is
+    /// kept (never freed, reused by a later thread) so that Vars still pointing here read
+    /// a pass that is no longer theirs instead of freed memory.
+    bool retired = false;
 };
 
 /// One value in the program: a leaf (parameter or constant, heap-allocated and
@@ -93,6 +97,8 @@ template <class T> void delete_leaf(Node<T>* n) noexcept;
 template <class T> void acquire(xt::xarray<T>& a, const typename xt::xarray<T>::shape_type& shape);
 
 [[noreturn]] void throw_stale(const char* where, std::uint64_t var_pass, std::uint64_t tape_pass, bool graph_freed);
+/// The same for a Var whose tape is `tape` (which may have been retired by its thread's exit).
+[[noreturn]] void throw_stale(const char* where, std::uint64_t var_pass, const TapeState& tape);
 [[noreturn]] void throw_undefined(const char* where);
 
 }  // namespace detail
@@ -243,7 +249,7 @@ public:
         if (node_ == nullptr) detail::throw_undefined(where);
         // The tape outlives its entries (clear_tape frees them), so staleness is read off
         // the tape, never off a node that may be gone.
-        if (pass_ != 0 && tape_->pass != pass_) detail::throw_stale(where, pass_, tape_->pass, tape_->graph_freed);
+        if (pass_ != 0 && tape_->pass != pass_) detail::throw_stale(where, pass_, *tape_);
         return node_;
     }
 

@@ -40,6 +40,7 @@ template <class T> Var<T> expand(const Var<T>& x, const std::vector<std::size_t>
         throw Error(std::string(Expand::name) + ": cannot broadcast shape " +
                     format_shape(input_shape(TAPEGRAD_OP_NAME, x)) + " to " + format_shape(shape));
     }
+    checked_size(TAPEGRAD_OP_NAME, shape);
     return record(Expand{broadcast::Shape(shape.begin(), shape.end())}, x);
 }
 

@@ -51,7 +51,15 @@ struct Pad {
 template <class T> Var<T> pad(const Var<T>& x, std::ptrdiff_t axis, std::size_t before, std::size_t after)
 {
     const auto& s = input_shape(TAPEGRAD_OP_NAME, x);
-    return record(Pad{axis::resolve(Pad::name, s, axis), before, after}, x);
+    const std::size_t a = axis::resolve(Pad::name, s, axis);
+    std::vector<std::size_t> padded(s.begin(), s.end());
+    if (__builtin_add_overflow(padded[a], before, &padded[a]) || __builtin_add_overflow(padded[a], after, &padded[a])) {
+        throw Error(std::string(Pad::name) + ": padding " + std::to_string(before) + " before and " +
+                    std::to_string(after) + " after axis " + std::to_string(axis) + " of shape " + format_shape(s) +
+                    " overflows its length");
+    }
+    checked_size(TAPEGRAD_OP_NAME, padded);
+    return record(Pad{a, before, after}, x);
 }
 
 template Var<float> pad<float>(const Var<float>&, std::ptrdiff_t, std::size_t, std::size_t);

@@ -38,8 +38,8 @@ struct Reshape {
 
 template <class T> Var<T> reshape(const Var<T>& x, const std::vector<std::size_t>& shape)
 {
-    std::size_t n = 1;
-    for (auto d : shape) n *= d;
+    // Checked: a product that wraps (2^62 + 1 times 4 is 4) must not pass for the right size.
+    const std::size_t n = checked_size(TAPEGRAD_OP_NAME, shape);
     if (n != input_value(TAPEGRAD_OP_NAME, x).size()) {
         throw Error(std::string(Reshape::name) + ": cannot reshape " + format_shape(input_shape(TAPEGRAD_OP_NAME, x)) +
                     " (" + std::to_string(input_value(TAPEGRAD_OP_NAME, x).size()) + " elements) into " +

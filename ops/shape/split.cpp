@@ -17,7 +17,13 @@ std::vector<Var<T>> split(const Var<T>& x, const std::vector<std::size_t>& sizes
     const auto& s = input_shape(TAPEGRAD_OP_NAME, x);
     const std::size_t a = axis::resolve(TAPEGRAD_OP_NAME, s, axis);
     std::size_t total = 0;
-    for (std::size_t n : sizes) total += n;
+    bool wraps = false;
+    for (std::size_t n : sizes) wraps = wraps || __builtin_add_overflow(total, n, &total);
+    if (wraps) {
+        throw Error(std::string(TAPEGRAD_OP_NAME) + ": sizes " + format_shape(sizes) + " add up to more than " +
+                    std::to_string(SIZE_MAX) + " (axis " + std::to_string(axis) + " of shape " + format_shape(s) +
+                    " has " + std::to_string(s[a]) + ")");
+    }
     if (total != s[a]) {
         throw Error(std::string(TAPEGRAD_OP_NAME) + ": sizes " + format_shape(sizes) + " add up to " +
                     std::to_string(total) + " but axis " + std::to_string(axis) + " of shape " + format_shape(s) +

@@ -2,6 +2,7 @@
 // place where a gradient of a broadcast shape is summed back into a node.
 
 #include <algorithm>
+#include <mutex>
 #include <string>
 
 #include "autograd/sweep.hpp"
@@ -13,10 +14,61 @@
 namespace tg {
 namespace detail {
 
+namespace {
+
+// Tapes of exited threads. A Var keeps a pointer to its tape's state, and a Var may
+// outlive the thread that recorded it (handed to another thread, kept in a global), so a
+// tape is never freed: when its thread exits it frees its entries, moves to a new pass
+// (every Var recorded on it is then stale) and waits here for the next thread. The tapes
+// alive at any time are bounded by the threads alive at once.
+template <class T> struct RetiredTapes {
+    std::mutex mutex;
+    std::vector<Tape<T>*> tapes;
+
+    static RetiredTapes& get()
+    {
+        static auto* pool = new RetiredTapes();  // never destroyed: threads may exit after main
+        return *pool;
+    }
+};
+
+template <class T> struct TapeHolder {
+    Tape<T>* tape = nullptr;
+
+    TapeHolder()
+    {
+        RetiredTapes<T>& retired = RetiredTapes<T>::get();
+        {
+            std::lock_guard<std::mutex> lock(retired.mutex);
+            if (!retired.tapes.empty()) {
+                tape = retired.tapes.back();
+                retired.tapes.pop_back();
+            }
+        }
+        if (tape == nullptr) tape = new Tape<T>();
+        tape->retired = false;
+    }
+    ~TapeHolder()
+    {
+        tape->clear();  // frees the entries; the pass moves on, so the thread's Vars are stale
+        tape->retired = true;
+        RetiredTapes<T>& retired = RetiredTapes<T>::get();
+        std::lock_guard<std::mutex> lock(retired.mutex);
+        try {
+            retired.tapes.push_back(tape);
+        } catch (...) {  // out of memory: the tape is simply not reused
+        }
+    }
+    TapeHolder(const TapeHolder&) = delete;
+    TapeHolder& operator=(const TapeHolder&) = delete;
+};
+
+}  // namespace
+
 template <class T> Tape<T>& Tape<T>::current()
 {
-    static thread_local Tape<T> tape;
-    return tape;
+    static thread_local TapeHolder<T> holder;
+    return *holder.tape;
 }
 
 template class Tape<float>;
@@ -139,6 +191,17 @@ void throw_stale(const char* where, std::uint64_t var_pass, std::uint64_t tape_p
         msg += "has ended (the tape is on pass " + std::to_string(tape_pass) + ")";
     msg += "; recompute it in the current pass, or read what you need before the next op is recorded";
     throw Error(msg);
+}
+
+void throw_stale(const char* where, std::uint64_t var_pass, const TapeState& tape)
+{
+    if (tape.retired) {
+        throw Error(std::string(where) + ": this Var was recorded on another thread's tape (pass " +
+                    std::to_string(var_pass) +
+                    "), and that thread has exited; each thread records its own passes, so compute it on this "
+                    "thread (or pass its value, not the Var)");
+    }
+    throw_stale(where, var_pass, tape.pass, tape.graph_freed);
 }
 
 void throw_undefined(const char* where)

@@ -22,6 +22,11 @@ namespace {
 
 // Fashion-MNIST's training images are 47 MB; anything past this is a bad header, not data.
 constexpr std::size_t max_idx_bytes = std::size_t{1} << 30;
+// What load_idx_dataset's features may take in memory (float or double, 4 or 8 bytes a pixel).
+constexpr std::size_t max_feature_bytes = std::size_t{2} << 30;
+// A header's claim is believed only as far as the file backs it (see IdxReader::backed);
+// otherwise memory grows with the data that actually arrives, from this much on.
+constexpr std::size_t first_allocation = std::size_t{1} << 20;
 
 std::string hex_byte(std::uint8_t b)
 {
@@ -121,6 +126,18 @@ public:
     // Data bytes the dimensions promise.
     std::size_t count() const noexcept { return count_; }
 
+    // True when the file's own size backs the header's promise: a plain file at least as
+    // long as header and data, or a gzip file whose trailer records exactly that length.
+    // Only then is the whole promise allocated at once; a 16-byte file claiming a gigabyte
+    // gets memory only as its data arrives, and is reported truncated long before.
+    bool backed() const
+    {
+        const std::uint64_t total = 4 + 4 * std::uint64_t{shape_.size()} + count_;
+        const std::optional<std::uint64_t> hint = in_.size_hint();
+        if (!hint) return false;
+        return in_.gzip() ? *hint == (total & 0xffffffffu) : *hint >= total;
+    }
+
     // The next n data bytes (done + n <= count()); throws if the data ends sooner.
     void read(std::uint8_t* out, std::size_t n)
     {
@@ -150,6 +167,31 @@ private:
     std::size_t done_ = 0;
 };
 
+// Reads the reader's data into `data`: all at once when the file backs the header's claim,
+// otherwise growing geometrically as the bytes arrive.
+void read_all(IdxReader& reader, std::vector<std::uint8_t>& data)
+{
+    const std::size_t count = reader.count();
+    if (reader.backed()) {
+        // Reserve first so that the pages can be prepared before resize() writes its zeros
+        // (data() of an empty vector with capacity is its buffer in libstdc++ and libc++;
+        // were it not, the hint would only be lost).
+        data.reserve(count);
+        prepare_for_writing(data.data(), count);
+        data.resize(count);
+        reader.read(data.data(), count);
+        return;
+    }
+    std::size_t done = 0;
+    while (done < count) {
+        const std::size_t next = std::min(count, std::max(done * 2, first_allocation));
+        data.reserve(next);
+        data.resize(next);
+        reader.read(data.data() + done, next - done);
+        done = next;
+    }
+}
+
 }  // namespace
 
 Idx read_idx(const std::string& path)
@@ -157,13 +199,7 @@ Idx read_idx(const std::string& path)
     IdxReader reader(path);
     Idx idx;
     idx.shape = reader.shape();
-    // Reserve first so that the pages can be prepared before resize() writes its zeros
-    // (data() of an empty vector with capacity is its buffer in libstdc++ and libc++; were it
-    // not, the hint would only be lost).
-    idx.data.reserve(reader.count());
-    prepare_for_writing(idx.data.data(), reader.count());
-    idx.data.resize(reader.count());
-    reader.read(idx.data.data(), idx.data.size());
+    read_all(reader, idx.data);
     reader.finish();
     return idx;
 }
@@ -190,9 +226,15 @@ Dataset<T> load_idx_dataset(const std::string& images, const std::string& labels
     if (d == 0)
         throw Error("load_idx_dataset: " + images + " holds images without pixels, dimensions " +
                     format_shape(pixels.shape()));
+    // The limit counts what the features take in memory, not the pixel bytes of the file
+    // (n * d <= 1 GB here, so the product cannot wrap).
+    if (n * d > max_feature_bytes / sizeof(T))
+        throw Error("load_idx_dataset: " + images + ": dimensions " + format_shape(pixels.shape()) + " make " +
+                    std::to_string(n * d) + " features of " + std::to_string(sizeof(T)) + " bytes, more than the " +
+                    std::to_string(max_feature_bytes) + "-byte limit");
 
-    std::vector<std::uint8_t> bytes(n);
-    classes.read(bytes.data(), n);
+    std::vector<std::uint8_t> bytes;
+    read_all(classes, bytes);
     classes.finish();
     xt::xarray<std::int64_t> targets = xt::xarray<std::int64_t>::from_shape({n});
     std::copy(bytes.begin(), bytes.end(), targets.data());
@@ -215,18 +257,28 @@ Dataset<T> load_idx_dataset(const std::string& images, const std::string& labels
         }
     }
     // The pixels stream through a small buffer straight into the features: no second copy
-    // of the file in memory.
-    xt::xarray<T> features = xt::xarray<T>::from_shape({n, d});
+    // of the file in memory. When the file does not back its header's claim, the features
+    // grow (flat, doubling) as pixels arrive, and take their shape at the end.
+    const std::size_t total = pixels.count();
+    std::size_t room = pixels.backed() ? total : std::min(total, first_allocation / sizeof(T));
+    xt::xarray<T> features = xt::xarray<T>::from_shape({room});
     prepare_for_writing(features.data(), features.size() * sizeof(T));
-    bytes.resize(std::min<std::size_t>(pixels.count(), 1u << 20));
-    T* out = features.data();
-    for (std::size_t done = 0, total = pixels.count(); done < total;) {
-        const std::size_t chunk = std::min(bytes.size(), total - done);
+    bytes.resize(std::min<std::size_t>(total, 1u << 20));
+    for (std::size_t done = 0; done < total;) {
+        if (done == room) {
+            room = std::min(total, room * 2);
+            xt::xarray<T> grown = xt::xarray<T>::from_shape({room});
+            std::copy(features.data(), features.data() + done, grown.data());
+            features = std::move(grown);
+        }
+        const std::size_t chunk = std::min({bytes.size(), total - done, room - done});
         pixels.read(bytes.data(), chunk);
-        for (std::size_t i = 0; i < chunk; ++i) out[done + i] = table[bytes[i]];
+        T* out = features.data() + done;
+        for (std::size_t i = 0; i < chunk; ++i) out[i] = table[bytes[i]];
         done += chunk;
     }
     pixels.finish();
+    features.reshape({n, d});
     return Dataset<T>(std::move(features), std::move(targets));
 }
 

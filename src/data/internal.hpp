@@ -5,6 +5,8 @@
 #include <zlib.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 
 namespace tg::data::detail {
@@ -26,6 +28,13 @@ public:
 
     // Reads to the end, returning how many bytes were left.
     std::size_t skip_rest();
+
+    // What the file itself says about the size of its data, for checking a header's claim
+    // before allocating for it: for a plain regular file its size; for a gzip'd regular
+    // file the size its trailer records (ISIZE: the uncompressed size modulo 2^32, of the
+    // last member), when deflate's 1032:1 limit allows it. Nothing for pipes and the like.
+    // Call after the first read().
+    std::optional<std::uint64_t> size_hint() const;
 
 private:
     [[noreturn]] void throw_error() const;

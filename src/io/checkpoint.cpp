@@ -5,6 +5,7 @@
 
 #include <sstream>
 
+#include "io/internal.hpp"
 #include "tapegrad/io.hpp"
 #include "tapegrad/random.hpp"
 
@@ -39,7 +40,7 @@ Tensor generator_tensor(const Generator& g)
 
 Generator generator_from(const std::string& path, const std::string& name, const Tensor& t)
 {
-    const xt::xarray<std::int64_t> a = t.to<std::int64_t>();
+    const xt::xarray<std::int64_t> a = detail::convert<std::int64_t>(t, path + ": tensor '" + name + "'");
     std::stringstream s;
     for (std::size_t i = 0; i < a.size(); ++i) s << static_cast<std::uint64_t>(a.data()[i]) << ' ';
     Generator g;
@@ -128,7 +129,7 @@ CheckpointInfo load_checkpoint(const File& f, const std::string& path, nn::Modul
             problems += "\n  missing parameter '" + np.first + "'";
             continue;
         }
-        xt::xarray<T> v = it->second.template to<T>();
+        xt::xarray<T> v = detail::convert<T>(it->second, path + ": tensor '" + it->first + "'");
         if (v.shape() != np.second.shape()) {
             problems += "\n  parameter '" + np.first + "' is " + format_shape(v.shape()) + " in the file but " +
                         format_shape(np.second.shape()) + " in the model";
@@ -141,7 +142,8 @@ CheckpointInfo load_checkpoint(const File& f, const std::string& path, nn::Modul
         if (starts_with(kv.first, kModel)) {
             continue;
         } else if (starts_with(kv.first, kOptim)) {
-            state.emplace(kv.first.substr(std::string(kOptim).size()), kv.second.template to<double>());
+            state.emplace(kv.first.substr(std::string(kOptim).size()),
+                          detail::convert<double>(kv.second, path + ": tensor '" + kv.first + "'"));
         } else if (!starts_with(kv.first, "rng.")) {
             problems += "\n  unexpected tensor '" + kv.first + "'";
         }
@@ -173,11 +175,11 @@ CheckpointInfo load_checkpoint(const File& f, const std::string& path, nn::Modul
         def == f.tensors.end() ? default_generator() : generator_from(path, def->first, def->second);
     if (!problems.empty()) throw Error(path + ": the checkpoint does not fit this model:" + problems);
 
-    const auto previous = opt.state_dict();
+    // load_state_dict checks every entry before it changes anything, and is the only step
+    // here that can still fail: past it, nothing throws.
     try {
         opt.load_state_dict(state);
     } catch (const Error& e) {
-        opt.load_state_dict(previous);
         throw Error(path + ": the optimiser state does not fit: " + e.what());
     }
     for (auto& pv : values) pv.first.set_value(pv.second);

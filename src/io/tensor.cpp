@@ -152,10 +152,11 @@ namespace detail {
 
 std::optional<std::size_t> byte_count(const std::vector<std::size_t>& shape, Dtype dtype)
 {
-    std::size_t n = dtype_size(dtype);
-    for (std::size_t d : shape) {
-        if (__builtin_mul_overflow(n, d, &n)) return std::nullopt;
-    }
+    // Also nothing for a shape with a zero dim whose other dims overflow ([0, 2^32, 2^32]):
+    // it holds no byte, but an array of that shape has strides that overflow.
+    const std::optional<std::size_t> elements = tg::detail::checked_size(shape);
+    std::size_t n = 0;
+    if (!elements || __builtin_mul_overflow(*elements, dtype_size(dtype), &n)) return std::nullopt;
     return n;
 }
 
@@ -232,12 +233,7 @@ std::size_t dtype_size(Dtype dtype)
 
 std::size_t Tensor::numel() const
 {
-    std::size_t n = 1;
-    for (std::size_t d : shape) {
-        if (__builtin_mul_overflow(n, d, &n))
-            throw Error("Tensor::numel: shape " + format_shape(shape) + " has too many elements");
-    }
-    return n;
+    return checked_size("Tensor::numel", shape);
 }
 
 template <class T> Tensor Tensor::from(const xt::xarray<T>& array)

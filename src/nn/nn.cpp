@@ -85,14 +85,17 @@ Initializer constant(double value)
 
 Initializer uniform(double a, double b)
 {
-    if (!(a < b)) throw Error("init::uniform: needs a < b, got a = " + num(a) + ", b = " + num(b));
+    if (!(a < b) || !std::isfinite(a) || !std::isfinite(b))
+        throw Error("init::uniform: needs finite a < b, got a = " + num(a) + ", b = " + num(b));
     return {"uniform(" + num(a) + ", " + num(b) + ")",
             [a, b](xt::xarray<double>& v, std::size_t, std::size_t, Generator& g) { fill_uniform(v, a, b, g); }};
 }
 
 Initializer normal(double mean, double stddev)
 {
-    if (!(stddev > 0)) throw Error("init::normal: stddev must be positive, got " + num(stddev));
+    if (!(stddev > 0) || !std::isfinite(stddev))
+        throw Error("init::normal: stddev must be positive and finite, got " + num(stddev));
+    if (!std::isfinite(mean)) throw Error("init::normal: mean must be finite, got " + num(mean));
     return {"normal(" + num(mean) + ", " + num(stddev) + ")",
             [mean, stddev](xt::xarray<double>& v, std::size_t, std::size_t, Generator& g) {
                 fill_normal(v, mean, stddev, g);
@@ -101,6 +104,7 @@ Initializer normal(double mean, double stddev)
 
 Initializer glorot_uniform(double gain)
 {
+    if (!std::isfinite(gain)) throw Error("init::glorot_uniform: gain must be finite, got " + num(gain));
     return {"glorot_uniform", [gain](xt::xarray<double>& v, std::size_t fi, std::size_t fo, Generator& g) {
                 const double l = gain * std::sqrt(6.0 / static_cast<double>(fi + fo));
                 fill_uniform(v, -l, l, g);
@@ -109,6 +113,7 @@ Initializer glorot_uniform(double gain)
 
 Initializer glorot_normal(double gain)
 {
+    if (!std::isfinite(gain)) throw Error("init::glorot_normal: gain must be finite, got " + num(gain));
     return {"glorot_normal", [gain](xt::xarray<double>& v, std::size_t fi, std::size_t fo, Generator& g) {
                 fill_normal(v, 0.0, gain * std::sqrt(2.0 / static_cast<double>(fi + fo)), g);
             }};
@@ -196,6 +201,7 @@ Dense<T>::Dense(std::size_t in, std::size_t out, Activation activation, const in
         throw Error("Dense: in and out features must be positive, got in = " + std::to_string(in) +
                     ", out = " + std::to_string(out));
     }
+    checked_size("Dense", std::vector<std::size_t>{in, out});
     weight_ = parameter(weight_init.make<T>({in, out}, in, out, gen));
     bias_ = parameter(bias_init.make<T>({out}, in, out, gen));
 }
@@ -249,7 +255,12 @@ template <class T> Dropout<T>::Dropout(double p) : Dropout(p, default_generator(
 
 template <class T> Dropout<T>::Dropout(double p, std::uint64_t seed) : p_(p), gen_(seed)
 {
-    if (!(p >= 0.0 && p < 1.0)) throw Error("Dropout: p must be in [0, 1), got " + std::to_string(p));
+    if (!(p >= 0.0 && p < 1.0)) throw Error("Dropout: p must be in [0, 1), got " + format_number(p));
+    // The layer drops with p in T: 0.99999999 is below 1 as a double but rounds to 1 in float.
+    if (!(static_cast<T>(p) < T(1))) {
+        throw Error("Dropout: p must be in [0, 1) in " + std::string(sizeof(T) == 4 ? "float" : "double") + ", got " +
+                    format_number(p) + ", which rounds to 1");
+    }
 }
 
 template <class T> Var<T> Dropout<T>::forward(const Var<T>& x)

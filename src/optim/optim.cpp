@@ -26,6 +26,15 @@ void require(bool ok, const std::string& who, const std::string& what, double va
     if (!ok) throw Error(who + ": " + what + ", got " + num(value));
 }
 
+// Hyperparameters must be finite as well: lr = inf or gamma = inf drives weights to -inf.
+void require_finite(const std::string& who, const char* what, double value)
+{
+    if (!std::isfinite(value)) throw Error(who + ": " + what + " must be finite, got " + num(value));
+}
+
+// The largest count a double holds exactly: state is stored as float64.
+constexpr double max_count = 9007199254740992.0;  // 2^53
+
 // One SGD update, torch.optim.SGD's arithmetic, element by element.
 template <class T, bool WeightDecay, bool Momentum, bool Nesterov>
 void sgd_kernel(std::size_t n, const T* g, T* w, T* buf, bool first, T lr, T wd, T mom, T damp)
@@ -79,6 +88,7 @@ template <class T>
 Optimizer<T>::Optimizer(std::vector<Var<T>> params, double lr, std::string name, std::vector<std::string> buffer_names)
     : params_(std::move(params)), lr_(lr), name_(std::move(name)), buffer_names_(std::move(buffer_names))
 {
+    require_finite(name_, "lr", lr);
     require(lr > 0, name_, "lr must be positive", lr);
     if (params_.empty()) throw Error(name_ + ": the parameter list is empty");
     for (std::size_t i = 0; i < params_.size(); ++i) {
@@ -91,6 +101,13 @@ Optimizer<T>::Optimizer(std::vector<Var<T>> params, double lr, std::string name,
         if (!p.requires_grad()) {
             throw Error(name_ + ": parameter " + std::to_string(i) + " (shape " + format_shape(p.shape()) +
                         ") is a constant and never gets a gradient; pass tg::parameter values");
+        }
+        // One parameter twice would be updated twice per step (PyTorch refuses it too).
+        for (std::size_t j = 0; j < i; ++j) {
+            if (params_[j].raw_node() == p.raw_node()) {
+                throw Error(name_ + ": parameter " + std::to_string(i) + " (shape " + format_shape(p.shape()) +
+                            ") is the same Var as parameter " + std::to_string(j) + "; each parameter may appear once");
+            }
         }
     }
     param_steps_.assign(params_.size(), 0);
@@ -105,6 +122,7 @@ template <class T> void Optimizer<T>::zero_grad()
 
 template <class T> void Optimizer<T>::set_lr(double lr)
 {
+    require_finite(name_, "lr", lr);
     require(lr > 0 || lr == 0, name_, "lr must not be negative", lr);
     lr_ = lr;
 }
@@ -123,8 +141,13 @@ template <class T> bool Optimizer<T>::parse(const std::string& name, std::size_t
     const auto dot = name.find('.');
     if (dot == std::string::npos || dot == 0) return false;
     const std::string index = name.substr(0, dot), rest = name.substr(dot + 1);
-    if (!std::all_of(index.begin(), index.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
-    param = std::stoul(index);
+    // Digit by digit: an index of 20 digits is an unknown entry, not std::out_of_range.
+    param = 0;
+    for (const char c : index) {
+        if (c < '0' || c > '9') return false;
+        if (param >= params_.size()) return false;
+        param = param * 10 + static_cast<std::size_t>(c - '0');
+    }
     if (param >= params_.size()) return false;
     if (rest == "step") {
         buf = buffer_names_.size();
@@ -171,7 +194,8 @@ template <class T> xt::xarray<double> Optimizer<T>::state(const std::string& nam
     return xt::cast<double>(buffers_[b][i]);
 }
 
-template <class T> void Optimizer<T>::set_state(const std::string& name, const xt::xarray<double>& value)
+template <class T>
+void Optimizer<T>::apply_state(const std::string& name, const xt::xarray<double>& value, State& into) const
 {
     auto scalar = [&](const char* what) {
         if (value.size() != 1) {
@@ -181,30 +205,56 @@ template <class T> void Optimizer<T>::set_state(const std::string& name, const x
         return value.data()[0];
     };
     auto count = [&](double v) {
-        if (!(v >= 0) || v != std::floor(v))
-            throw Error(name_ + ": state entry '" + name + "' must be a count, got " + num(v));
+        // Checked before the conversion: 1e30 or inf as an integer is undefined behaviour.
+        if (!(v >= 0 && v <= max_count) || v != std::floor(v))
+            throw Error(name_ + ": state entry '" + name + "' must be a count (an integer in [0, 2^53]), got " +
+                        num(v));
         return static_cast<std::uint64_t>(v);
     };
     if (name == "lr") {
-        set_lr(scalar("learning rate"));
+        const double lr = scalar("learning rate");
+        if (!std::isfinite(lr) || lr < 0)
+            throw Error(name_ + ": state entry 'lr' must be a finite learning rate >= 0, got " + num(lr));
+        into.lr = lr;
         return;
     }
     if (name == "step") {
-        steps_ = count(scalar("step count"));
+        into.steps = count(scalar("step count"));
         return;
     }
     std::size_t i = 0, b = 0;
     if (!parse(name, i, b)) throw_unknown(name);
     if (b == buffer_names_.size()) {
-        param_steps_[i] = count(scalar("step count"));
+        into.param_steps[i] = count(scalar("step count"));
         return;
     }
     if (value.shape() != params_[i].shape()) {
         throw Error(name_ + ": state entry '" + name + "' has shape " + format_shape(value.shape()) + ", parameter " +
                     std::to_string(i) + " has shape " + format_shape(params_[i].shape()));
     }
-    buffers_[b][i] = xt::cast<T>(value);
-    present_[b][i] = true;
+    into.buffers[b][i] = xt::cast<T>(value);
+    into.present[b][i] = true;
+}
+
+template <class T> void Optimizer<T>::set_state(const std::string& name, const xt::xarray<double>& value)
+{
+    // One entry: checked before it is written, so the optimiser changes only on success.
+    State s{lr_, steps_, {}, {}, {}};
+    std::size_t i = 0, b = 0;
+    const bool per_buffer = parse(name, i, b) && b < buffer_names_.size();
+    s.param_steps = param_steps_;
+    if (per_buffer) {
+        s.buffers.assign(buffer_names_.size(), std::vector<xt::xarray<T>>(params_.size()));
+        s.present.assign(buffer_names_.size(), std::vector<bool>(params_.size(), false));
+    }
+    apply_state(name, value, s);
+    lr_ = s.lr;
+    steps_ = s.steps;
+    param_steps_ = std::move(s.param_steps);
+    if (per_buffer) {
+        buffers_[b][i] = std::move(s.buffers[b][i]);
+        present_[b][i] = true;
+    }
 }
 
 template <class T> std::map<std::string, xt::xarray<double>> Optimizer<T>::state_dict() const
@@ -216,15 +266,36 @@ template <class T> std::map<std::string, xt::xarray<double>> Optimizer<T>::state
 
 template <class T> void Optimizer<T>::load_state_dict(const std::map<std::string, xt::xarray<double>>& state)
 {
-    // Validate everything before changing anything.
-    for (const auto& kv : state) {
-        if (kv.first == "lr" || kv.first == "step") continue;
-        std::size_t i = 0, b = 0;
-        if (!parse(kv.first, i, b)) throw_unknown(kv.first);
+    // All or nothing: the new state is built on the side from every entry, each checked,
+    // and swapped in only when all of them fit.
+    State s{lr_, steps_, std::vector<std::uint64_t>(params_.size(), 0),
+            std::vector<std::vector<xt::xarray<T>>>(buffer_names_.size(), std::vector<xt::xarray<T>>(params_.size())),
+            std::vector<std::vector<bool>>(buffer_names_.size(), std::vector<bool>(params_.size(), false))};
+    for (const auto& kv : state) apply_state(kv.first, kv.second, s);
+    lr_ = s.lr;
+    steps_ = s.steps;
+    param_steps_ = std::move(s.param_steps);
+    buffers_ = std::move(s.buffers);
+    present_ = std::move(s.present);
+}
+
+template <class T> void Optimizer<T>::check_shapes() const
+{
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        const Var<T>& p = params_[i];
+        if (!p.has_grad()) continue;
+        const auto& shape = p.shape();
+        auto refuse = [&](const std::string& what, const xt::xarray<T>& a) {
+            throw Error(name_ + ": parameter " + std::to_string(i) + " has shape " + format_shape(shape) + " but its " +
+                        what + " has shape " + format_shape(a.shape()) +
+                        "; a parameter's shape must not change (mutable_value() may change values only)");
+        };
+        if (!detail::shapes_equal(p.grad().shape(), shape)) refuse("gradient", p.grad());
+        for (std::size_t b = 0; b < buffer_names_.size(); ++b) {
+            if (present_[b][i] && !detail::shapes_equal(buffers_[b][i].shape(), shape))
+                refuse(buffer_names_[b], buffers_[b][i]);
+        }
     }
-    for (auto& row : present_) std::fill(row.begin(), row.end(), false);
-    std::fill(param_steps_.begin(), param_steps_.end(), 0);
-    for (const auto& kv : state) set_state(kv.first, kv.second);
 }
 
 // --- SGD ---------------------------------------------------------------------------------
@@ -233,6 +304,9 @@ template <class T>
 SGD<T>::SGD(std::vector<Var<T>> params, SGDOptions o)
     : Optimizer<T>(std::move(params), o.lr, "SGD", {"momentum_buffer"}), options_(o)
 {
+    require_finite("SGD", "momentum", o.momentum);
+    require_finite("SGD", "dampening", o.dampening);
+    require_finite("SGD", "weight_decay", o.weight_decay);
     require(o.momentum >= 0, "SGD", "momentum must not be negative", o.momentum);
     require(o.dampening >= 0, "SGD", "dampening must not be negative", o.dampening);
     require(o.weight_decay >= 0, "SGD", "weight_decay must not be negative", o.weight_decay);
@@ -244,6 +318,7 @@ SGD<T>::SGD(std::vector<Var<T>> params, SGDOptions o)
 
 template <class T> void SGD<T>::step()
 {
+    this->check_shapes();
     const T lr = static_cast<T>(this->lr_);
     const T wd = static_cast<T>(options_.weight_decay);
     const T mom = static_cast<T>(options_.momentum);
@@ -289,12 +364,15 @@ Adam<T>::Adam(std::vector<Var<T>> params, AdamOptions o, bool decoupled, const c
 {
     require(o.beta1 >= 0 && o.beta1 < 1, name, "beta1 must be in [0, 1)", o.beta1);
     require(o.beta2 >= 0 && o.beta2 < 1, name, "beta2 must be in [0, 1)", o.beta2);
+    require_finite(name, "eps", o.eps);
+    require_finite(name, "weight_decay", o.weight_decay);
     require(o.eps >= 0, name, "eps must not be negative", o.eps);
     require(o.weight_decay >= 0, name, "weight_decay must not be negative", o.weight_decay);
 }
 
 template <class T> void Adam<T>::step()
 {
+    this->check_shapes();
     const AdamOptions& o = options_;
     const T b1 = static_cast<T>(o.beta1), b2 = static_cast<T>(o.beta2);
     const T wd = static_cast<T>(o.weight_decay);
@@ -354,16 +432,20 @@ template <class T> void LRScheduler<T>::step()
         throw Error(std::string(name_) + ": step() was called before the optimiser's first step(); call " +
                     opt_.name() + ".step() for the epoch's batches first, then the schedule's step()");
     }
-    ++epoch_;
-    last_lr_ = lr_at(epoch_);
-    opt_.set_lr(last_lr_);
+    set_epoch(epoch_ + 1);
 }
 
 template <class T> void LRScheduler<T>::set_epoch(std::uint64_t epoch)
 {
+    // Computed and checked before anything changes (a huge gamma overflows to inf).
+    const double lr = lr_at(epoch);
+    if (!std::isfinite(lr) || lr < 0) {
+        throw Error(std::string(name_) + ": the learning rate at epoch " + std::to_string(epoch) + " would be " +
+                    num(lr) + "; it must be finite and not negative");
+    }
+    opt_.set_lr(lr);
     epoch_ = epoch;
-    last_lr_ = lr_at(epoch_);
-    opt_.set_lr(last_lr_);
+    last_lr_ = lr;
 }
 
 template <class T>
@@ -371,6 +453,7 @@ StepLR<T>::StepLR(Optimizer<T>& opt, std::uint64_t step_size, double gamma)
     : LRScheduler<T>(opt, "StepLR"), step_size_(step_size), gamma_(gamma)
 {
     require(step_size > 0, "StepLR", "step_size must be positive", static_cast<double>(step_size));
+    require_finite("StepLR", "gamma", gamma);
     require(gamma > 0, "StepLR", "gamma must be positive", gamma);
 }
 
@@ -382,6 +465,7 @@ template <class T> double StepLR<T>::lr_at(std::uint64_t epoch) const
 template <class T>
 ExponentialLR<T>::ExponentialLR(Optimizer<T>& opt, double gamma) : LRScheduler<T>(opt, "ExponentialLR"), gamma_(gamma)
 {
+    require_finite("ExponentialLR", "gamma", gamma);
     require(gamma > 0, "ExponentialLR", "gamma must be positive", gamma);
 }
 
@@ -395,6 +479,7 @@ CosineAnnealingLR<T>::CosineAnnealingLR(Optimizer<T>& opt, std::uint64_t t_max, 
     : LRScheduler<T>(opt, "CosineAnnealingLR"), t_max_(t_max), eta_min_(eta_min)
 {
     require(t_max > 0, "CosineAnnealingLR", "t_max must be positive", static_cast<double>(t_max));
+    require_finite("CosineAnnealingLR", "eta_min", eta_min);
     require(eta_min >= 0, "CosineAnnealingLR", "eta_min must not be negative", eta_min);
 }
 
@@ -408,6 +493,9 @@ template <class T> double CosineAnnealingLR<T>::lr_at(std::uint64_t epoch) const
 template <class T> ReduceLROnPlateau<T>::ReduceLROnPlateau(Optimizer<T>& opt, PlateauOptions o) : opt_(opt), options_(o)
 {
     require(o.factor > 0 && o.factor < 1, "ReduceLROnPlateau", "factor must be in (0, 1)", o.factor);
+    require_finite("ReduceLROnPlateau", "threshold", o.threshold);
+    require_finite("ReduceLROnPlateau", "min_lr", o.min_lr);
+    require_finite("ReduceLROnPlateau", "eps", o.eps);
     require(o.threshold >= 0, "ReduceLROnPlateau", "threshold must not be negative", o.threshold);
     require(o.min_lr >= 0, "ReduceLROnPlateau", "min_lr must not be negative", o.min_lr);
     best_ = o.maximize ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <string>
 
 #include <xtensor/xarray.hpp>
@@ -94,9 +95,11 @@ template <class F> void for_slices(const Split& r, F f)
     }
 }
 
-/// Largest element of a strided slice; NaN if any element is NaN.
+/// Largest element of a strided slice; NaN if any element is NaN; -inf for an empty slice
+/// (which has no first element to start from).
 template <class T> T slice_max(std::size_t n, const T* x, std::size_t stride)
 {
+    if (n == 0) return -std::numeric_limits<T>::infinity();
     T m = x[0];
     for (std::size_t l = 1; l < n; ++l) {
         const T v = x[l * stride];
@@ -107,7 +110,7 @@ template <class T> T slice_max(std::size_t n, const T* x, std::size_t stride)
 }
 
 /// log(sum(exp(x))) of a strided slice, computed around its maximum so that it neither
-/// overflows nor loses the largest term.
+/// overflows nor loses the largest term; -inf (the log of an empty sum) for an empty slice.
 template <class T> T slice_logsumexp(std::size_t n, const T* x, std::size_t stride)
 {
     const T m = slice_max(n, x, stride);

@@ -5,6 +5,7 @@
 /// a bias), so that a broadcasting op runs one vectorised loop instead of an xtensor
 /// broadcast.
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,7 @@ template <class S1, class S2> Shape shape(const char* op, const S1& a, const S2&
         }
         out[j] = da == 1 ? db : da;
     }
+    checked_size(op, out);  // [2^40, 0, 1] with [1, 0, 2^40]: no element, but unindexable
     return out;
 }
 
@@ -228,12 +230,18 @@ void reduce(const T* full, const S1& full_shape, T* dst, const S2& shape, bool a
     for (auto d : full_shape) total *= d;
     for (auto d : shape) m *= d;
     if (m == 0) return;
+    if (total == 0) {
+        // A sum over nothing (an empty batch): zeros. Handled here for every kind, since
+        // xtensor's reducer reads the first element of what it reduces, even when empty.
+        if (!add) std::fill(dst, dst + m, T(0));
+        return;
+    }
     switch (classify(shape, m, full_shape, total)) {
     case Kind::full:  // same elements in the same order (shapes differ by leading 1s)
         kernel::add_or_assign(dst, full, m, add);
         return;
     case Kind::scalar: {
-        const T s = total == 0 ? T(0) : kernel::sum(total, full);
+        const T s = kernel::sum(total, full);
         dst[0] = add ? dst[0] + s : s;
         return;
     }
@@ -247,12 +255,8 @@ void reduce(const T* full, const S1& full_shape, T* dst, const S2& shape, bool a
             acc = rows_sum.data();
         }
         const std::size_t rows = total / m;
-        if (rows == 0) {
-            std::fill(acc, acc + m, T(0));
-        } else {
-            kernel::add_or_assign(acc, full, m, false);
-            for (std::size_t r = 1; r < rows; ++r) kernel::add_or_assign(acc, full + r * m, m, true);
-        }
+        kernel::add_or_assign(acc, full, m, false);
+        for (std::size_t r = 1; r < rows; ++r) kernel::add_or_assign(acc, full + r * m, m, true);
         if (add) kernel::add_or_assign(dst, static_cast<const T*>(acc), m, true);
         return;
     }

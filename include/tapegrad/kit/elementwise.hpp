@@ -59,6 +59,25 @@ template <class V> using scalar_of_t = typename detail::scalar_of<V>::type;
 
 template <class T> using if_scalar = std::enable_if_t<std::is_arithmetic<T>::value, int>;
 
+namespace detail {
+// xsimd 8's double exp converts its exponent to int64 with a plain per-lane cast on every
+// x86 target below AVX-512DQ (SSE2 and the default AVX2 build alike): for NaN, +-inf and
+// |x| past ~6e18 that cast is undefined behaviour (clang's UBSan stops there). Give it only
+// [-1000, 1000], where it already saturates to 0 and inf, and put NaN back afterwards.
+// (Float goes through a vector instruction, defined for every input.)
+template <class A> inline xsimd::batch<double, A> exp(const xsimd::batch<double, A>& x)
+{
+    using B = xsimd::batch<double, A>;
+    const auto number = x == x;
+    const B inside = xsimd::select(number, xsimd::min(xsimd::max(x, B(-1000.0)), B(1000.0)), B(0.0));
+    return xsimd::select(number, xsimd::exp(inside), x);
+}
+template <class A> inline xsimd::batch<float, A> exp(const xsimd::batch<float, A>& x)
+{
+    return xsimd::exp(x);
+}
+}  // namespace detail
+
 #define TAPEGRAD_FN_UNARY(NAME, SCALAR_EXPR, BATCH_EXPR)                                                               \
     template <class T, if_scalar<T> = 0> inline T NAME(T x)                                                            \
     {                                                                                                                  \
@@ -73,11 +92,11 @@ template <class T> using if_scalar = std::enable_if_t<std::is_arithmetic<T>::val
         return ::tg::NAME(x);                                                                                          \
     }
 
-TAPEGRAD_FN_UNARY(exp, std::exp(x), xsimd::exp(x))
+TAPEGRAD_FN_UNARY(exp, std::exp(x), detail::exp(x))
 TAPEGRAD_FN_UNARY(log, std::log(x), xsimd::log(x))
 TAPEGRAD_FN_UNARY(sqrt, std::sqrt(x), xsimd::sqrt(x))
 TAPEGRAD_FN_UNARY(tanh, std::tanh(x), xsimd::tanh(x))
-TAPEGRAD_FN_UNARY(sigmoid, T(1) / (T(1) + std::exp(-x)), T(1) / (T(1) + xsimd::exp(-x)))
+TAPEGRAD_FN_UNARY(sigmoid, T(1) / (T(1) + std::exp(-x)), T(1) / (T(1) + detail::exp(-x)))
 #undef TAPEGRAD_FN_UNARY
 
 /// x ** p for a scalar exponent.
