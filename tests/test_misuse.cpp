@@ -226,7 +226,7 @@ TEST_CASE("Var methods refuse what they cannot do, with the shapes", "[misuse][v
     CHECK_THROWS_WITH(y.set_value(xt::xarray<double>{1, 2, 3}), StartsWith("set_value: only a leaf"));
     CHECK_THROWS_WITH(y.mutable_value(), StartsWith("mutable_value: only a leaf"));
     tg::sum(y).backward();
-    CHECK_THROWS_WITH(tg::sum(y).backward(), StartsWith("backward: "));
+    CHECK_THROWS_WITH(tg::sum(y).backward(), StartsWith("sum: this Var is stale"));
 }
 
 TEST_CASE("layers and initialisers refuse bad sizes, inputs and hyperparameters", "[misuse][nn]")
@@ -240,8 +240,9 @@ TEST_CASE("layers and initialisers refuse bad sizes, inputs and hyperparameters"
                       Equals("Dense(3 -> 2): expected input [batch, 3], got [3]"));
     CHECK_THROWS_WITH(nn::Dropout<float>(-0.1), Equals("Dropout: p must be in [0, 1), got -0.1"));
     CHECK_THROWS_WITH(nn::Dropout<float>(kInf), Equals("Dropout: p must be in [0, 1), got inf"));
-    CHECK_THROWS_WITH(nn::init::uniform(0, kInf), Equals("init::uniform: needs finite a < b, got a = 0, b = inf"));
-    CHECK_THROWS_WITH(nn::init::uniform(1, 1), Equals("init::uniform: needs finite a < b, got a = 1, b = 1"));
+    CHECK_THROWS_WITH(nn::init::uniform(0, kInf),
+                      Equals("init::uniform: needs a < b, both finite, got a = 0, b = inf"));
+    CHECK_THROWS_WITH(nn::init::uniform(1, 1), Equals("init::uniform: needs a < b, both finite, got a = 1, b = 1"));
     CHECK_THROWS_WITH(nn::init::normal(kNan, 1), Equals("init::normal: mean must be finite, got nan"));
     CHECK_THROWS_WITH(nn::init::normal(0, kInf), Equals("init::normal: stddev must be positive and finite, got inf"));
     CHECK_THROWS_WITH(nn::init::glorot_uniform(kNan), Equals("init::glorot_uniform: gain must be finite, got nan"));

@@ -86,7 +86,7 @@ Initializer constant(double value)
 Initializer uniform(double a, double b)
 {
     if (!(a < b) || !std::isfinite(a) || !std::isfinite(b))
-        throw Error("init::uniform: needs finite a < b, got a = " + num(a) + ", b = " + num(b));
+        throw Error("init::uniform: needs a < b, both finite, got a = " + num(a) + ", b = " + num(b));
     return {"uniform(" + num(a) + ", " + num(b) + ")",
             [a, b](xt::xarray<double>& v, std::size_t, std::size_t, Generator& g) { fill_uniform(v, a, b, g); }};
 }
