@@ -23,6 +23,7 @@ struct LogSoftmax {
         const axis::Split r = axis::split(name, x.shape(), axis);
         const T* px = x.data();
         T* py = c.output(x.shape()).data();
+        if (x.size() == 0) return;  // nothing to compute, and no pointer to offset into
         axis::for_slices(r, [&](std::size_t off, std::size_t st) {
             const T lse = axis::slice_logsumexp(r.len, px + off, st);
             for (std::size_t l = 0; l < r.len; ++l) py[off + l * st] = px[off + l * st] - lse;
@@ -35,6 +36,7 @@ struct LogSoftmax {
         const T* py = c.output().data();
         const T* g = c.grad_out().data();
         c.add_grad(0, x.shape(), [&](T* dst, bool add) {
+            if (x.size() == 0) return;
             axis::for_slices(r, [&](std::size_t off, std::size_t st) {
                 T total = 0;
                 for (std::size_t l = 0; l < r.len; ++l) total += g[off + l * st];
