@@ -3,6 +3,7 @@
 // Threads: TAPEGRAD_BENCH_TORCH_THREADS sets torch's intra-op pool (default 1, its best
 // setting on this 2-core machine while OpenBLAS keeps its own threads).
 
+#include <cmath>
 #include <cstdlib>
 
 #include <benchmark/benchmark.h>
@@ -197,6 +198,24 @@ void W5_bmm_libtorch(benchmark::State& state)
     }
 }
 BENCHMARK(W5_bmm_libtorch)->Args({8, 64, 128, 64})->Args({32, 16, 16, 16})->Unit(benchmark::kMicrosecond);
+
+// W6: the same self-attention block; torch's chunk and transpose are views.
+void W6_attention_libtorch(benchmark::State& state)
+{
+    const std::int64_t b = 8, l = 64, d = 64;
+    auto x = from(bench::uniform_values(static_cast<std::size_t>(b * l * 3 * d), -1.0f, 1.0f, 60), {b, l, 3 * d})
+                 .requires_grad_(true);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+    for (auto _ : state) {
+        auto qkv = x.chunk(3, -1);
+        auto weights = torch::softmax(torch::matmul(qkv[0], qkv[1].transpose(1, 2)) * scale, -1);
+        auto loss = torch::matmul(weights, qkv[2]).sum();
+        loss.backward();
+        x.mutable_grad().reset();
+        benchmark::DoNotOptimize(loss.item<float>());
+    }
+}
+BENCHMARK(W6_attention_libtorch)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

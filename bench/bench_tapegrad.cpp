@@ -8,6 +8,8 @@
 //   W4  Hessian-vector products (double backward): of the W2 MLP's loss and of the W1 seed
 //       network's loss, with respect to all their parameters
 //   W5  batched matmul on attention shapes, forward + backward
+//   W6  a self-attention block, forward + backward; a variant without the copying shape ops
+//       (chunk, transpose) measures what those copies cost
 
 #include <cmath>
 
@@ -240,6 +242,45 @@ void W5_bmm_tapegrad(benchmark::State& state)
     }
 }
 BENCHMARK(W5_bmm_tapegrad)->Args({8, 64, 128, 64})->Args({32, 16, 16, 16})->Unit(benchmark::kMicrosecond);
+
+// W6: softmax(q k^T / sqrt(d)) v with q, k, v cut from one [b, l, 3d] input by chunk and
+// k transposed by transpose(k, 1, 2), as a user would write it; both shape ops copy.
+void W6_attention_tapegrad(benchmark::State& state)
+{
+    const std::size_t b = 8, l = 64, d = 64;
+    V x = tg::parameter(from(bench::uniform_values(b * l * 3 * d, -1.0f, 1.0f, 60), {b, l, 3 * d}));
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    for (auto _ : state) {
+        const std::vector<V> qkv = tg::chunk(x, 3, -1);
+        const V weights = tg::softmax(tg::matmul(qkv[0], tg::transpose(qkv[1], 1, 2)) * scale, -1);
+        V loss = tg::sum(tg::matmul(weights, qkv[2]));
+        loss.backward();
+        x.zero_grad();
+        benchmark::DoNotOptimize(loss.item());
+    }
+}
+BENCHMARK(W6_attention_tapegrad)->Unit(benchmark::kMicrosecond);
+
+// The same arithmetic with no copying shape op: q, k, v are separate inputs and k^T is
+// folded into the gemm. The difference to W6_attention_tapegrad is the cost of the copies.
+void W6_attention_nocopy_tapegrad(benchmark::State& state)
+{
+    const std::size_t b = 8, l = 64, d = 64;
+    V q = tg::parameter(from(bench::uniform_values(b * l * d, -1.0f, 1.0f, 61), {b, l, d}));
+    V k = tg::parameter(from(bench::uniform_values(b * l * d, -1.0f, 1.0f, 62), {b, l, d}));
+    V v = tg::parameter(from(bench::uniform_values(b * l * d, -1.0f, 1.0f, 63), {b, l, d}));
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    for (auto _ : state) {
+        const V weights = tg::softmax(tg::matmul(q, k, false, true) * scale, -1);
+        V loss = tg::sum(tg::matmul(weights, v));
+        loss.backward();
+        q.zero_grad();
+        k.zero_grad();
+        v.zero_grad();
+        benchmark::DoNotOptimize(loss.item());
+    }
+}
+BENCHMARK(W6_attention_nocopy_tapegrad)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

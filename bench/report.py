@@ -21,6 +21,7 @@ WORKLOADS = [
     ("W4 Hessian-vector product of the seed network's loss, one row", "W4_hvp_seed_tapegrad", "W4_hvp_seed_libtorch", 1, "us"),
     ("W5 batched matmul [8, 64, 128] @ [8, 128, 64], forward + backward", "W5_bmm_tapegrad/8/64/128/64", "W5_bmm_libtorch/8/64/128/64", 1, "us"),
     ("W5 batched matmul [32, 16, 16] @ [32, 16, 16], forward + backward", "W5_bmm_tapegrad/32/16/16/16", "W5_bmm_libtorch/32/16/16/16", 1, "us"),
+    ("W6 self-attention block [8, 64, 3x64] (chunk, transpose, softmax), forward + backward", "W6_attention_tapegrad", "W6_attention_libtorch", 1, "us"),
 ]
 
 
@@ -63,8 +64,8 @@ def micro(folder, command):
     base = medians(*rounds(folder, "baseline_"))
     now = medians(*rounds(folder, "now_"))
     base_ref = open(os.path.join(folder, "baseline_ref")).read().strip() if base else None
-    td = medians(os.path.join(folder, "libtorch_default.json"))
-    tt = medians(os.path.join(folder, "libtorch_tuned.json"))
+    td = medians(*rounds(folder, "libtorch_default_"))
+    tt = medians(*rounds(folder, "libtorch_tuned_"))
     print_("## Micro-benchmarks: per-op overhead and a dense network\n")
     print_(f"Produced by `{command}` on this machine ({machine()}). Medians over the repetitions; float32.\n")
     print_("Workloads (bench/bench_tapegrad.cpp and bench/bench_libtorch.cpp): W1 is one online training step of the")
@@ -75,12 +76,14 @@ def micro(folder, command):
     print_("product by double backward (the gradient recorded with create_graph, then the gradient of its dot product")
     print_("with a fixed direction), with respect to all parameters: of W2's loss, and of the seed network's MSE on one")
     print_("row; libtorch does the same with `torch::autograd::grad(..., create_graph=true)`. W5 is a batched matmul")
-    print_("(`tg::matmul` / `torch::matmul` on 3-D inputs) on attention shapes, forward, sum and backward.\n")
+    print_("(`tg::matmul` / `torch::matmul` on 3-D inputs) on attention shapes, forward, sum and backward. W6 is a")
+    print_("self-attention block: q, k, v cut from one [8, 64, 192] input by `chunk`, softmax(q k^T / 8) v with k^T by")
+    print_("`transpose(k, 1, 2)`, summed, forward and backward.\n")
     print_("Ratio = libtorch's time / tapegrad's time at libtorch's best setting (higher means tapegrad is faster).")
     print_("libtorch runs twice: with its defaults (intra-op pool of 2 threads, stock glibc malloc) and tuned")
     print_("(pool of 1 thread; `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824`).")
-    print_("tapegrad runs with its defaults, no tuning. Each tapegrad benchmark runs in every round; its median is")
-    print_("taken over all repetitions of all rounds.")
+    print_("tapegrad runs with its defaults, no tuning. Each round runs every program once, one after the other; a")
+    print_("median is taken over all repetitions of all rounds.")
     coretype = os.environ.get("OPENBLAS_CORETYPE")
     if coretype:
         print_(f"This environment sets `OPENBLAS_CORETYPE={coretype}` for both (256-bit OpenBLAS kernels on this AVX-512")
@@ -126,6 +129,11 @@ def micro(folder, command):
                 continue
             print_(f"| {label} | {fmt(t / div, unit)} | {fmt(u / div if u else None, unit)} | "
                    f"{f'{u / t:.2f}x' if u else 'n/a'} |")
+    att, nocopy = tg.get("W6_attention_tapegrad"), tg.get("W6_attention_nocopy_tapegrad")
+    if att and nocopy:
+        print_(f"\nW6 without the copying shape ops (q, k, v as separate inputs, k^T folded into the gemm): "
+               f"{fmt(nocopy, 'us')}; chunk and transpose, which copy, cost {fmt(att - nocopy, 'us')} of the block's "
+               f"{fmt(att, 'us')} ({100 * (att - nocopy) / att:.0f}%).")
     hw = tg.get("W1_seed_step_handwritten")
     if hw is not None and tg.get("W1_seed_step_tapegrad"):
         print_(f"\nHand-written C++ backprop of the W1 step (no tape, every derivative by hand): {fmt(hw, 'ns')} per step; "

@@ -512,3 +512,37 @@ TEMPLATE_TEST_CASE("exp and sigmoid of NaN, infinities and huge values on every 
     tg::sum(tg::sigmoid(x) + tg::exp(x)).backward();
     CHECK(std::isnan(x.grad()(0)));
 }
+
+TEMPLATE_TEST_CASE("every SIMD function of the kit gives std's values on NaN, infinities and huge values",
+                   "[hardening][numerics]", float, double)
+{
+    using T = TestType;
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    const T inf = std::numeric_limits<T>::infinity();
+    const T huge = std::numeric_limits<T>::max();
+    const T special[] = {nan, inf, -inf, huge, -huge, T(1e30), T(-1e30), T(0.5), T(0), T(-0.75), T(40), T(-40)};
+    const std::size_t kinds = sizeof(special) / sizeof(special[0]);
+    xt::xarray<T> v = xt::zeros<T>({3 * kinds});  // whole SIMD batches, not only the scalar tail
+    for (std::size_t i = 0; i < v.size(); ++i) v(i) = special[i % kinds];
+    const Var<T> x = tg::constant(v);
+    // Same value, or both NaN; relative 1e-5 (float) / 1e-12 (double) off the edges.
+    auto same = [](T got, T want) {
+        if (std::isnan(want)) return std::isnan(got);
+        if (std::isinf(want) || want == 0) return got == want;
+        return std::abs(got - want) <= (sizeof(T) == 4 ? 1e-5 : 1e-12) * std::abs(want);
+    };
+    auto check = [&](const char* name, const xt::xarray<T>& got, auto want) {
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            CAPTURE(name, i, v(i), got(i), want(v(i)));
+            CHECK(same(got(i), want(v(i))));
+        }
+    };
+    check("expm1", tg::expm1(x).value(), [](T a) { return std::expm1(a); });
+    check("sin", tg::sin(x).value(), [](T a) { return std::sin(a); });
+    check("cos", tg::cos(x).value(), [](T a) { return std::cos(a); });
+    check("gelu", tg::gelu(x).value(), [](T a) { return T(0.5) * a * std::erfc(-a / std::sqrt(T(2))); });
+    check("pow 2 ** x", tg::pow(tg::constant(xt::xarray<T>(xt::full_like(v, T(2)))), x).value(),
+          [](T a) { return std::pow(T(2), a); });
+    check("pow x ** 1.5", tg::pow(x, T(1.5)).value(), [](T a) { return std::pow(a, T(1.5)); });
+    check("pow x ** -1", tg::pow(x, T(-1)).value(), [](T a) { return std::pow(a, T(-1)); });
+}

@@ -6,6 +6,7 @@
 // it is registered.
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <set>
 
@@ -35,6 +36,20 @@ tg::GradcheckOptions tight()
 
 }  // namespace
 
+// |a - b| <= atol + rtol |b| elementwise, NaN equal to NaN. A plain loop over equal shapes:
+// xtensor's steppers offset the null data pointer of an empty array, which UBSan reports.
+static bool all_close(const xt::xarray<double>& a, const xt::xarray<double>& b, double rtol, double atol)
+{
+    if (a.size() != b.size()) return false;
+    for (std::size_t k = 0; k < a.size(); ++k) {
+        const double u = a.data()[k], w = b.data()[k];
+        if (std::isnan(u) && std::isnan(w)) continue;
+        if (u == w) continue;  // equal infinities
+        if (!(std::abs(u - w) <= atol + rtol * std::abs(w))) return false;
+    }
+    return true;
+}
+
 TEST_CASE("every registered op computes its reference forward value", "[ops][forward]")
 {
     std::mt19937_64 rng(kSeed + 4);
@@ -49,7 +64,7 @@ TEST_CASE("every registered op computes its reference forward value", "[ops][for
             const xt::xarray<double> y = s.f64(cs).value();
             const xt::xarray<double> want = s.reference(s.inputs);
             REQUIRE(y.shape() == want.shape());
-            CHECK(xt::all(xt::isclose(y, want, 1e-12, 1e-12, true)));  // NaN where the reference has NaN
+            CHECK(all_close(y, want, 1e-12, 1e-12));  // NaN where the reference has NaN
         }
         INFO(info.name << " has no sample with a reference forward value");
         CHECK(with_reference > 0);
@@ -105,7 +120,8 @@ TEST_CASE("every op's fused first-order kernel agrees with its vjp rule", "[ops]
             const auto by_rule = tg::grad<double>({y}, ps, {tg::constant(seed)}, {true, true, true});
             for (std::size_t i = 0; i < ps.size(); ++i) {
                 INFO("input " << i);
-                CHECK(xt::allclose(by_kernel[i].value(), by_rule[i].value(), 1e-12, 1e-14));
+                REQUIRE(by_kernel[i].shape() == by_rule[i].shape());
+                CHECK(all_close(by_kernel[i].value(), by_rule[i].value(), 1e-12, 1e-14));
             }
         }
     }

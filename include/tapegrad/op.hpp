@@ -7,8 +7,8 @@
 /// **vjp rule** written with tg ops, so that the derivative can itself be differentiated:
 /// \code
 /// // y = log(1 + exp(x));  grad_x = grad_out * sigmoid(x)
-/// struct Softplus {
-///     static constexpr const char* name = "softplus";
+/// struct MySoftplus {  // tapegrad has its own tg::softplus; a user op needs a name of its own
+///     static constexpr const char* name = "my_softplus";
 ///     template <class T> void forward(tg::OpContext<T>& c) const {
 ///         xt::noalias(c.output()) = xt::log1p(xt::exp(c.input(0)));
 ///     }
@@ -16,7 +16,7 @@
 ///         v.add_grad(0, v.grad_out() * tg::sigmoid(v.input(0)));
 ///     }
 /// };
-/// tg::Var<double> softplus(const tg::Var<double>& x) { return tg::record(Softplus{}, x); }
+/// tg::Var<double> my_softplus(const tg::Var<double>& x) { return tg::record(MySoftplus{}, x); }
 /// \endcode
 /// `record` runs the forward and, when an input requires grad and recording is on,
 /// appends one tape entry holding the op, its inputs and its output.
@@ -531,6 +531,15 @@ struct OpInfo {
     std::string name;
     std::function<std::vector<OpSample>(std::mt19937_64&)> samples;
 };
+
+/// A seed for drawing an op's samples that depends on its name only (FNV-1a), so that adding
+/// an op leaves every other op's samples, and their reference values, unchanged.
+inline std::uint64_t sample_seed(const std::string& op_name) noexcept
+{
+    std::uint64_t h = 14695981039346656037ull;
+    for (const char ch : op_name) h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+    return h;
+}
 
 /// Every registered op: the built-in ones, then those added with register_op.
 const std::vector<OpInfo>& registered_ops();

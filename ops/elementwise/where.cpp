@@ -121,15 +121,17 @@ template <class T> xt::xarray<bool> operator<=(const Var<T>& a, detail::scalar_t
 {
     return compare("<=", a, b, [](T u, T w) { return u <= w; });
 }
+// Not `a.value() > b.value()`: xtensor 0.24 with xsimd gets that wrong for a trailing-dims
+// broadcast such as (4,) against (3, 4) (see fn::detail::compare).
 template <class T> xt::xarray<bool> operator>(const Var<T>& a, const Var<T>& b)
 {
-    broadcast::shape(">", input_shape(TAPEGRAD_OP_NAME, a), input_shape(TAPEGRAD_OP_NAME, b));
-    return a.value() > b.value();
+    return fn::detail::compare(">", input_value(TAPEGRAD_OP_NAME, a), input_value(TAPEGRAD_OP_NAME, b),
+                               [](T u, T w) { return u > w; });
 }
 template <class T> xt::xarray<bool> operator<(const Var<T>& a, const Var<T>& b)
 {
-    broadcast::shape("<", input_shape(TAPEGRAD_OP_NAME, a), input_shape(TAPEGRAD_OP_NAME, b));
-    return a.value() < b.value();
+    return fn::detail::compare("<", input_value(TAPEGRAD_OP_NAME, a), input_value(TAPEGRAD_OP_NAME, b),
+                               [](T u, T w) { return u < w; });
 }
 
 #define TAPEGRAD_INSTANTIATE_WHERE(T)                                                                                  \

@@ -10,9 +10,10 @@
 namespace tg {
 
 //! public
-/// Matrix product with torch.matmul's rules: 1-D . 1-D is a dot product, a 1-D operand is a row (left) or column
-/// (right) vector, N-D operands are stacks of matrices with the batch axes broadcast. Runs BLAS gemm per matrix above a
-/// small size, a plain loop below; a product with one output row or column runs gemv.
+/// Matrix product with torch.matmul's rules: dot, matrix-vector, matrix and batched products.
+/// 1-D . 1-D is a dot product, a 1-D operand is a row (left) or column (right) vector, N-D
+/// operands are stacks of matrices with the batch axes broadcast. Runs BLAS gemm per matrix
+/// above a small size, a plain loop below; a product with one output row or column runs gemv.
 template <class T> Var<T> matmul(const Var<T>& a, const Var<T>& b);
 /// op(a) @ op(b) for a, b of rank 2 or more, op(x) = x^T (of the last two axes) when the
 /// flag is set, the transpose folded into the BLAS call instead of copied (what the

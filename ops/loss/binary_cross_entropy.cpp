@@ -8,8 +8,7 @@
 namespace tg {
 
 //! public
-/// Binary cross-entropy of probabilities p in [0, 1] against targets, logs clamped at -100
-/// (torch.nn.functional.binary_cross_entropy).
+/// Binary cross-entropy of probabilities in [0, 1] against targets, logs clamped at -100 (as PyTorch).
 template <class T>
 Var<T> binary_cross_entropy(const Var<T>& probs, const Var<T>& targets, Reduction reduction = Reduction::mean);
 //! end

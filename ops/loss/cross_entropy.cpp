@@ -11,8 +11,8 @@
 namespace tg {
 
 //! public
-/// Cross-entropy of logits [N, C] or [N, C, d1, ...] at integer labels [N] or [N, d1, ...], with optional label
-/// smoothing. `label_smoothing` = e mixes the target with the uniform distribution: (1 - e) nll + e mean over classes
+/// Cross-entropy of logits [N, C] or [N, C, d1, ...] at labels [N] or [N, d1, ...], with label smoothing.
+/// `label_smoothing` = e mixes the target with the uniform distribution: (1 - e) nll + e mean over classes
 /// of -log_softmax (as PyTorch).
 template <class T>
 Var<T> cross_entropy(const Var<T>& logits, const xt::xarray<std::int64_t>& labels,

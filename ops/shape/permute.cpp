@@ -25,6 +25,52 @@ Dims inverse(const Dims& dims)
     return inv;
 }
 
+// y = x permuted by dims (x row-major of shape `in`), written or added to y in y's
+// row-major order. An odometer walks y's leading axes; the innermost axis is one strided
+// run of x (contiguous when the permutation keeps the last axis), so the cost is one pass
+// over the data with no per-element index arithmetic.
+template <class T, class S> void permute_into(const S& in, const Dims& dims, const T* x, T* y, bool add)
+{
+    const std::size_t rank = dims.size();
+    std::size_t total = 1;
+    for (std::size_t d : in) total *= d;
+    if (total == 0) return;
+    if (rank == 0) {
+        y[0] = add ? y[0] + x[0] : x[0];
+        return;
+    }
+    Dims in_stride(rank), out_shape(rank), stride(rank);
+    std::size_t st = 1;
+    for (std::size_t i = rank; i-- > 0;) {
+        in_stride[i] = st;
+        st *= in[i];
+    }
+    for (std::size_t i = 0; i < rank; ++i) {
+        out_shape[i] = in[dims[i]];
+        stride[i] = in_stride[dims[i]];  // x's step for a step along y's axis i
+    }
+    const std::size_t n = out_shape[rank - 1], step = stride[rank - 1];
+    Dims index(rank, 0);
+    std::size_t offset = 0;
+    for (std::size_t done = 0; done < total; done += n) {
+        const T* from = x + offset;
+        if (step == 1) {
+            kernel::add_or_assign(y, from, n, add);
+        } else if (add) {
+            for (std::size_t j = 0; j < n; ++j) y[j] += from[j * step];
+        } else {
+            for (std::size_t j = 0; j < n; ++j) y[j] = from[j * step];
+        }
+        y += n;
+        for (std::size_t i = rank - 1; i-- > 0;) {  // next row: carry through y's leading axes
+            offset += stride[i];
+            if (++index[i] < out_shape[i]) break;
+            offset -= stride[i] * out_shape[i];
+            index[i] = 0;
+        }
+    }
+}
+
 struct Permute {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
     Dims dims;
@@ -34,11 +80,13 @@ struct Permute {
         const auto& x = c.input(0);
         typename xt::xarray<T>::shape_type shape(dims.size());
         for (std::size_t i = 0; i < dims.size(); ++i) shape[i] = x.shape()[dims[i]];
-        xt::noalias(c.output(shape)) = xt::transpose(x, dims);
+        permute_into(x.shape(), dims, x.data(), c.output(shape).data(), false);
     }
     template <class T> void backward(OpContext<T>& c) const
     {
-        c.add_grad(0, xt::transpose(c.grad_out(), inverse(dims)));
+        const auto& g = c.grad_out();
+        const Dims inv = inverse(dims);
+        c.add_grad(0, c.input(0).shape(), [&](T* dst, bool add) { permute_into(g.shape(), inv, g.data(), dst, add); });
     }
     template <class T> void vjp(VjpContext<T>& v) const
     {

@@ -16,11 +16,11 @@ int main(int argc, char** argv)
         std::cerr << "usage: dump_op_samples OUT.json\n";
         return 2;
     }
-    std::mt19937_64 rng(20261124);
     nlohmann::json samples = nlohmann::json::array();
     std::size_t ops = 0;
     for (const auto& info : tg::registered_ops()) {
         bool any = false;
+        std::mt19937_64 rng(tg::sample_seed(info.name));
         for (const auto& s : info.samples(rng)) {
             if (s.torch.empty()) continue;
             nlohmann::json inputs = nlohmann::json::array();

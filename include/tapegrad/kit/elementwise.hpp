@@ -20,6 +20,10 @@
 #include <type_traits>
 
 #include <xsimd/xsimd.hpp>
+#include <xtensor/xarray.hpp>
+#include <xtensor/xbroadcast.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xoperation.hpp>
 
 #include "tapegrad/kit/broadcast.hpp"
 #include "tapegrad/kit/kernels.hpp"
@@ -35,6 +39,14 @@ template <class T> Var<T> sqrt(const Var<T>& x);
 template <class T> Var<T> tanh(const Var<T>& x);
 template <class T> Var<T> sigmoid(const Var<T>& x);
 template <class T> Var<T> pow(const Var<T>& x, detail::scalar_t<T> exponent);
+template <class T> Var<T> pow(const Var<T>& a, const Var<T>& b);
+template <class T> Var<T> abs(const Var<T>& x);
+template <class T> Var<T> sin(const Var<T>& x);
+template <class T> Var<T> cos(const Var<T>& x);
+template <class T> Var<T> log1p(const Var<T>& x);
+template <class T> Var<T> expm1(const Var<T>& x);
+template <class T> Var<T> minimum(const Var<T>& a, const Var<T>& b);
+template <class T> Var<T> maximum(const Var<T>& a, const Var<T>& b);
 template <class T> Var<T> where(const xt::xarray<bool>& cond, const Var<T>& a, const Var<T>& b);
 template <class T> Var<T> where(const xt::xarray<bool>& cond, const Var<T>& a, detail::scalar_t<T> b);
 template <class T> Var<T> where(const xt::xarray<bool>& cond, detail::scalar_t<T> a, const Var<T>& b);
@@ -46,6 +58,30 @@ namespace detail {
 template <class V> struct scalar_of {
     using type = V;
 };
+
+/// a (cmp) b elementwise for arrays broadcast together (numpy rules; `op` names the caller
+/// in the error for shapes that do not broadcast). A plain loop over operands broadcast
+/// first: xtensor 0.24 with xsimd assigns a broadcast comparison such as (4,) < (3, 4)
+/// into a bool array wrongly.
+template <class T, class Cmp>
+xt::xarray<bool> compare(const char* op, const xt::xarray<T>& a, const xt::xarray<T>& b, Cmp cmp)
+{
+    const auto shape = ::tg::broadcast::shape(op, a.shape(), b.shape());
+    xt::xarray<T> a_full, b_full;
+    const T* pa = a.data();
+    const T* pb = b.data();
+    if (!::tg::detail::shapes_equal(a.shape(), shape)) {
+        a_full = xt::broadcast(a, shape);
+        pa = a_full.data();
+    }
+    if (!::tg::detail::shapes_equal(b.shape(), shape)) {
+        b_full = xt::broadcast(b, shape);
+        pb = b_full.data();
+    }
+    xt::xarray<bool> out(shape);
+    for (std::size_t i = 0; i < out.size(); ++i) out.data()[i] = cmp(pa[i], pb[i]);
+    return out;
+}
 template <class T, class A> struct scalar_of<xsimd::batch<T, A>> {
     using type = T;
 };
@@ -60,21 +96,43 @@ template <class V> using scalar_of_t = typename detail::scalar_of<V>::type;
 template <class T> using if_scalar = std::enable_if_t<std::is_arithmetic<T>::value, int>;
 
 namespace detail {
-// xsimd 8's double exp converts its exponent to int64 with a plain per-lane cast on every
-// x86 target below AVX-512DQ (SSE2 and the default AVX2 build alike): for NaN, +-inf and
-// |x| past ~6e18 that cast is undefined behaviour (clang's UBSan stops there). Give it only
-// [-1000, 1000], where it already saturates to 0 and inf, and put NaN back afterwards.
-// (Float goes through a vector instruction, defined for every input.)
-template <class A> inline xsimd::batch<double, A> exp(const xsimd::batch<double, A>& x)
+// xsimd 8's double exp (and expm1 and erfc, which use it) converts its exponent to int64
+// with a plain per-lane cast on every x86 target below AVX-512DQ (SSE2 and the default AVX2
+// build alike): for NaN, +-inf and |x| past ~6e18 that cast is undefined behaviour (clang's
+// UBSan stops there). Give them only [lo, hi], where they have already saturated, and put
+// NaN back afterwards. (Float goes through a vector instruction, defined for every input.)
+template <class A, class F>
+inline xsimd::batch<double, A> saturated(const xsimd::batch<double, A>& x, double lo, double hi, F f)
 {
     using B = xsimd::batch<double, A>;
     const auto number = x == x;
-    const B inside = xsimd::select(number, xsimd::min(xsimd::max(x, B(-1000.0)), B(1000.0)), B(0.0));
-    return xsimd::select(number, xsimd::exp(inside), x);
+    const B inside = xsimd::select(number, xsimd::min(xsimd::max(x, B(lo)), B(hi)), B(0.0));
+    return xsimd::select(number, f(inside), x);
+}
+template <class A> inline xsimd::batch<double, A> exp(const xsimd::batch<double, A>& x)
+{
+    return saturated(x, -1000.0, 1000.0, [](const auto& v) { return xsimd::exp(v); });
 }
 template <class A> inline xsimd::batch<float, A> exp(const xsimd::batch<float, A>& x)
 {
     return xsimd::exp(x);
+}
+template <class A> inline xsimd::batch<double, A> expm1(const xsimd::batch<double, A>& x)
+{
+    return saturated(x, -1000.0, 1000.0, [](const auto& v) { return xsimd::expm1(v); });
+}
+template <class A> inline xsimd::batch<float, A> expm1(const xsimd::batch<float, A>& x)
+{
+    return xsimd::expm1(x);
+}
+// erfc(x) is 2 below -30 and 0 (past the smallest subnormal) above 30.
+template <class A> inline xsimd::batch<double, A> erfc(const xsimd::batch<double, A>& x)
+{
+    return saturated(x, -30.0, 30.0, [](const auto& v) { return xsimd::erfc(v); });
+}
+template <class A> inline xsimd::batch<float, A> erfc(const xsimd::batch<float, A>& x)
+{
+    return xsimd::erfc(x);
 }
 }  // namespace detail
 
@@ -97,20 +155,128 @@ TAPEGRAD_FN_UNARY(log, std::log(x), xsimd::log(x))
 TAPEGRAD_FN_UNARY(sqrt, std::sqrt(x), xsimd::sqrt(x))
 TAPEGRAD_FN_UNARY(tanh, std::tanh(x), xsimd::tanh(x))
 TAPEGRAD_FN_UNARY(sigmoid, T(1) / (T(1) + std::exp(-x)), T(1) / (T(1) + detail::exp(-x)))
+TAPEGRAD_FN_UNARY(abs, std::abs(x), xsimd::abs(x))
+TAPEGRAD_FN_UNARY(sin, std::sin(x), xsimd::sin(x))
+TAPEGRAD_FN_UNARY(cos, std::cos(x), xsimd::cos(x))
+TAPEGRAD_FN_UNARY(log1p, std::log1p(x), xsimd::log1p(x))
+TAPEGRAD_FN_UNARY(expm1, std::expm1(x), detail::expm1(x))
 #undef TAPEGRAD_FN_UNARY
+
+/// erfc(x) = 1 - erf(x), without the cancellation of 1 - erf(x) where erf(x) is close to 1
+/// (so 0.5 erfc(-x / sqrt(2)) is the normal CDF far into its lower tail). xsimd's erfc is
+/// good to 5e-15 relative for x < 2, 4e-12 up to 10 and 6e-9 beyond (where erfc < 1e-45).
+/// Scalars and batches only: there is no erfc op, so a rule that needs it on Vars records
+/// an op of its own (gelu).
+template <class T, if_scalar<T> = 0> inline T erfc(T x)
+{
+    return std::erfc(x);
+}
+template <class T, class A> inline xsimd::batch<T, A> erfc(const xsimd::batch<T, A>& x)
+{
+    return detail::erfc(x);
+}
+
+/// Whether x is NaN, as a mask for where(): a bool, a batch_bool, or for a Var an
+/// xt::xarray<bool> of its shape (not differentiable).
+template <class T, if_scalar<T> = 0> inline bool isnan(T x)
+{
+    return std::isnan(x);
+}
+template <class T, class A> inline xsimd::batch_bool<T, A> isnan(const xsimd::batch<T, A>& x)
+{
+    return xsimd::isnan(x);
+}
+template <class T> inline xt::xarray<bool> isnan(const Var<T>& x)
+{
+    return xt::isnan(x.value());
+}
+
+/// a == b elementwise, as a mask for where() (false where either is NaN); b may be a
+/// literal. For Vars the mask has the broadcast shape of a and b.
+template <class A, class B, if_scalar<A> = 0, if_scalar<B> = 0> inline bool equal(A a, B b)
+{
+    using C = std::common_type_t<A, B>;
+    return C(a) == C(b);
+}
+template <class T, class A>
+inline xsimd::batch_bool<T, A> equal(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b)
+{
+    return a == b;
+}
+template <class T, class A>
+inline xsimd::batch_bool<T, A> equal(const xsimd::batch<T, A>& a, ::tg::detail::scalar_t<T> b)
+{
+    return a == xsimd::batch<T, A>(b);
+}
+template <class T> inline xt::xarray<bool> equal(const Var<T>& a, const Var<T>& b)
+{
+    return detail::compare("equal", a.value(), b.value(), [](T u, T w) { return u == w; });
+}
+template <class T> inline xt::xarray<bool> equal(const Var<T>& a, ::tg::detail::scalar_t<T> b)
+{
+    return detail::compare("equal", a.value(), xt::xarray<T>(b), [](T u, T w) { return u == w; });
+}
 
 /// x ** p for a scalar exponent.
 template <class T, if_scalar<T> = 0> inline T pow(T x, T p)
 {
     return std::pow(x, p);
 }
-template <class T, class A> inline xsimd::batch<T, A> pow(const xsimd::batch<T, A>& x, T p)
-{
-    return xsimd::pow(x, xsimd::batch<T, A>(p));
-}
 template <class T> inline Var<T> pow(const Var<T>& x, T p)
 {
     return ::tg::pow(x, p);
+}
+
+/// a ** b, elementwise, both operands varying: std::pow lane by lane, so that the edge values
+/// are C's (and PyTorch's): 0 ** b is +-inf for b < 0, a ** 0 and 1 ** b are 1 even for NaN.
+/// (xsimd::pow is exp(b log|a|), which gets those edges wrong and, for double, reaches the
+/// undefined integer conversion in exp for an infinite or NaN b log|a|.)
+template <class T, class A> inline xsimd::batch<T, A> pow(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b)
+{
+    using B = xsimd::batch<T, A>;
+    alignas(A::alignment()) T x[B::size];
+    alignas(A::alignment()) T y[B::size];
+    a.store_aligned(x);
+    b.store_aligned(y);
+    for (std::size_t i = 0; i < B::size; ++i) x[i] = std::pow(x[i], y[i]);
+    return B::load_aligned(x);
+}
+template <class T> inline Var<T> pow(const Var<T>& a, const Var<T>& b)
+{
+    return ::tg::pow(a, b);
+}
+// The scalar exponent goes through the same edge handling, so that the SIMD body and the
+// scalar tail of a kernel agree (0 ** -1.5 is inf in both).
+template <class T, class A> inline xsimd::batch<T, A> pow(const xsimd::batch<T, A>& x, T p)
+{
+    return fn::pow(x, xsimd::batch<T, A>(p));
+}
+
+/// The smaller and the larger of a and b, elementwise; NaN when either is NaN (as
+/// torch.minimum and torch.maximum, unlike std::min and xsimd::min).
+template <class T, if_scalar<T> = 0> inline T minimum(T a, T b)
+{
+    return std::isnan(b) || b < a ? b : a;
+}
+template <class T, class A> inline xsimd::batch<T, A> minimum(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b)
+{
+    return xsimd::select(xsimd::isnan(b) || b < a, b, a);
+}
+template <class T> inline Var<T> minimum(const Var<T>& a, const Var<T>& b)
+{
+    return ::tg::minimum(a, b);
+}
+template <class T, if_scalar<T> = 0> inline T maximum(T a, T b)
+{
+    return std::isnan(b) || a < b ? b : a;
+}
+template <class T, class A> inline xsimd::batch<T, A> maximum(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b)
+{
+    return xsimd::select(xsimd::isnan(b) || a < b, b, a);
+}
+template <class T> inline Var<T> maximum(const Var<T>& a, const Var<T>& b)
+{
+    return ::tg::maximum(a, b);
 }
 
 /// cond ? a : b, elementwise; the condition comes from a comparison of the same kind of

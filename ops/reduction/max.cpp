@@ -1,0 +1,52 @@
+// ops/reduction/max.cpp — y = max of x along one axis (removed unless keepdim), as
+//   torch.max(x, dim).values: the first maximum of each slice, NaN if the slice holds one.
+//   x [..., n, ...] -> y [..., ...] (or [..., 1, ...] with keepdim)
+//   vjp: grad_x = grad_out scattered to the arg-max of each slice (the first maximum, or the
+//        first NaN), 0 elsewhere; ties send nothing to the later maxima   (extremum.hpp)
+
+#include "extremum.hpp"
+
+namespace tg {
+
+//! public
+/// The largest element along an axis (torch.max(x, dim).values); the gradient goes to the first maximum.
+/// The axis is removed unless keepdim; negative counts from the end; a rank-0 x takes axis 0 or -1. A NaN in a
+/// slice makes its result NaN (and takes the gradient). An axis of size 0 is an error (no identity).
+template <class T> Var<T> max(const Var<T>& x, std::ptrdiff_t axis, bool keepdim = false);
+//! end
+
+namespace {
+struct MaxName {
+    static constexpr const char* value = TAPEGRAD_OP_NAME;
+};
+using Max = reduction::Extremum<MaxName, true>;
+}  // namespace
+
+template <class T> Var<T> max(const Var<T>& x, std::ptrdiff_t axis, bool keepdim)
+{
+    const auto& s = input_shape(TAPEGRAD_OP_NAME, x);
+    reduction::check_not_empty(Max::name, s, axis, reduction::along(Max::name, s, axis, keepdim));
+    return record(Max{axis, keepdim}, x);
+}
+
+template Var<float> max<float>(const Var<float>&, std::ptrdiff_t, bool);
+template Var<double> max<double>(const Var<double>&, std::ptrdiff_t, bool);
+
+}  // namespace tg
+
+TAPEGRAD_OP_SAMPLES(rng)
+{
+    return tg::reduction::axis_samples(
+        tg::reduction::axis_cases(false, true), [&](const auto& s) { return tg::sample_uniform(rng, s, -2.0, 2.0); },
+        [](const auto& x, std::ptrdiff_t a, bool k) { return tg::max(x, a, k); },
+        [](const xt::xarray<double>& x, std::size_t a) {
+            return tg::reduction::per_slice(x, a, [](const std::vector<double>& s) {
+                double m = s[0];
+                for (double v : s) m = v > m ? v : m;
+                return m;
+            });
+        },
+        [](const std::string& in, std::ptrdiff_t a, bool k) {
+            return "torch.max(" + in + ", dim=" + std::to_string(a) + tg::reduction::torch_keepdim(k) + ").values";
+        });
+}
