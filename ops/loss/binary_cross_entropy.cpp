@@ -75,9 +75,7 @@ TAPEGRAD_OP_SAMPLES(rng)
                           },
                           [r, t](const auto& x) {
                               const xt::xarray<double> l = -(t * xt::log(x[0]) + (1.0 - t) * xt::log(1.0 - x[0]));
-                              return r == tg::Reduction::none  ? l
-                                     : r == tg::Reduction::sum ? xt::xarray<double>(xt::sum(l))
-                                                               : xt::xarray<double>(xt::mean(l));
+                              return tg::losses::reduce_reference(l, r);
                           })
                           .with_torch("torch.nn.functional.binary_cross_entropy(x[0], " +
                                       tg::samples::torch_literal(t) + ", reduction=" + tg::losses::torch_reduction(r) +

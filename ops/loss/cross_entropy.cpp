@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "pointwise_loss.hpp"
 #include "tapegrad/kit.hpp"
 
 namespace tg {
@@ -170,9 +171,7 @@ TAPEGRAD_OP_SAMPLES(rng)
                                   l.data()[i] =
                                       -(1 - e) * lsm.element(e0.begin(), e0.end()) - e * all / double(classes);
                               }
-                              return r == tg::Reduction::none  ? l
-                                     : r == tg::Reduction::sum ? xt::xarray<double>(xt::sum(l))
-                                                               : xt::xarray<double>(xt::mean(l));
+                              return tg::losses::reduce_reference(l, r);
                           })
                           .with_torch("torch.nn.functional.cross_entropy(x[0], " + tg::samples::torch_literal(labels) +
                                       ", reduction=" + red + ", label_smoothing=" + std::to_string(e) + ")"));

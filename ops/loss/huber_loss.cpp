@@ -16,23 +16,8 @@ Var<T> huber_loss(const Var<T>& pred, const Var<T>& target, Reduction reduction 
 
 namespace {
 
-struct Loss : losses::Pointwise<Loss> {
+struct Loss : losses::QuadraticThenLinear<Loss> {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
-    double delta = 1.0;
-    template <class V> V loss(const V& p, const V& t) const
-    {
-        using S = fn::scalar_of_t<V>;
-        const V d = p - t, a = losses::abs_of(d);
-        return fn::where(a < S(delta), d * d * S(0.5), (a - S(0.5 * delta)) * S(delta));
-    }
-    template <class V> V dp(const V& g, const V& p, const V& t) const
-    {
-        using S = fn::scalar_of_t<V>;
-        const V d = p - t;
-        const V sign = fn::where(d > 0, g, fn::where(d < 0, -g, 0));
-        return fn::where(losses::abs_of(d) < S(delta), g * d, sign * S(delta));
-    }
-    template <class V> V dt(const V& g, const V& p, const V& t) const { return dp(g, t, p); }
 };
 
 }  // namespace
@@ -42,8 +27,10 @@ template <class T> Var<T> huber_loss(const Var<T>& pred, const Var<T>& target, R
     losses::check_same_shape(Loss::name, pred, target);
     if (!(delta > 0) || !std::isfinite(delta))
         throw Error(std::string(Loss::name) + ": delta must be finite and positive, got " + format_number(delta));
-    Loss op;
-    op.delta = delta;
+    Loss op;  // smooth L1 with beta = delta, times delta
+    op.beta = delta;
+    op.quad = 0.5;
+    op.slope = delta;
     op.reduction = reduction;
     return record(op, pred, target);
 }
@@ -55,35 +42,20 @@ template Var<double> huber_loss<double>(const Var<double>&, const Var<double>&, 
 
 TAPEGRAD_OP_SAMPLES(rng)
 {
-    auto u = [&](std::vector<std::size_t> s) { return tg::sample_uniform(rng, s, -2.0, 2.0); };
-    std::vector<tg::OpSample> out;
-    auto sample = [&](std::string label, std::vector<std::size_t> shape, tg::Reduction r, bool transposed, double k) {
-        std::vector<std::size_t> first = shape;
-        if (transposed) std::swap(first[0], first[1]);
-        out.push_back(tg::make_sample(
-                          std::move(label), {u(first), u(shape)},
-                          [r, transposed, k](const auto& v) {
-                              return tg::huber_loss(transposed ? tg::transpose(v[0]) : v[0], v[1], r, k);
-                          },
-                          [r, transposed, k](const auto& x) {
-                              const xt::xarray<double> p = transposed ? xt::xarray<double>(xt::transpose(x[0])) : x[0];
-                              const xt::xarray<double> d = p - x[1];
-                              const xt::xarray<double> a = xt::abs(d);
-                              const xt::xarray<double> l = xt::where(a < k, 0.5 * d * d, k * (a - 0.5 * k));
-                              return r == tg::Reduction::none  ? l
-                                     : r == tg::Reduction::sum ? xt::xarray<double>(xt::sum(l))
-                                                               : xt::xarray<double>(xt::mean(l));
-                          })
-                          .with_torch(std::string("torch.nn.functional.huber_loss(") +
-                                      (transposed ? "x[0].T" : "x[0]") + ", x[1], reduction=" +
-                                      tg::losses::torch_reduction(r) + ", delta=" + std::to_string(k) + ")"));
-    };
-    sample("(3,4) delta 1", {3, 4}, tg::Reduction::mean, false, 1.0);
-    sample("() delta 1", {}, tg::Reduction::mean, false, 1.0);
-    sample("transposed (4,3) delta 0.5", {3, 4}, tg::Reduction::mean, true, 0.5);
-    sample("(2,3,2) sum delta 2", {2, 3, 2}, tg::Reduction::sum, false, 2.0);
-    sample("(3,4) none delta 1", {3, 4}, tg::Reduction::none, false, 1.0);
-    sample("(3,4) delta 3", {3, 4}, tg::Reduction::mean, false, 3.0);
-    sample("(0,3) sum delta 1", {0, 3}, tg::Reduction::sum, false, 1.0);
-    return out;
+    using tg::Reduction;
+    return tg::losses::difference_samples(
+        rng,
+        {{"(3,4) delta 1", {3, 4}, Reduction::mean, false, 1.0},
+         {"() delta 1", {}, Reduction::mean, false, 1.0},
+         {"transposed (4,3) delta 0.5", {3, 4}, Reduction::mean, true, 0.5},
+         {"(2,3,2) sum delta 2", {2, 3, 2}, Reduction::sum, false, 2.0},
+         {"(3,4) none delta 1", {3, 4}, Reduction::none, false, 1.0},
+         {"(3,4) delta 3", {3, 4}, Reduction::mean, false, 3.0},
+         {"(0,3) sum delta 1", {0, 3}, Reduction::sum, false, 1.0}},
+        [](const auto& p, const auto& t, Reduction r, double k) { return tg::huber_loss(p, t, r, k); },
+        [](const xt::xarray<double>& d, double k) {
+            const xt::xarray<double> a = xt::abs(d);
+            return xt::xarray<double>(xt::where(a < k, 0.5 * d * d, k * (a - 0.5 * k)));
+        },
+        "torch.nn.functional.huber_loss", "delta");
 }

@@ -43,32 +43,10 @@ template Var<double> l1_loss<double>(const Var<double>&, const Var<double>&, Red
 
 TAPEGRAD_OP_SAMPLES(rng)
 {
-    auto u = [&](std::vector<std::size_t> s) { return tg::sample_uniform(rng, s, -2.0, 2.0); };
-    std::vector<tg::OpSample> out;
-    auto sample = [&](std::string label, std::vector<std::size_t> shape, tg::Reduction r, bool transposed) {
-        std::vector<std::size_t> first = shape;
-        if (transposed) std::swap(first[0], first[1]);
-        out.push_back(tg::make_sample(
-                          std::move(label), {u(first), u(shape)},
-                          [r, transposed](const auto& v) {
-                              return tg::l1_loss(transposed ? tg::transpose(v[0]) : v[0], v[1], r);
-                          },
-                          [r, transposed](const auto& x) {
-                              const xt::xarray<double> p = transposed ? xt::xarray<double>(xt::transpose(x[0])) : x[0];
-                              const xt::xarray<double> d = p - x[1];
-                              const xt::xarray<double> l = xt::abs(d);
-                              return r == tg::Reduction::none  ? l
-                                     : r == tg::Reduction::sum ? xt::xarray<double>(xt::sum(l))
-                                                               : xt::xarray<double>(xt::mean(l));
-                          })
-                          .with_torch(std::string("torch.nn.functional.l1_loss(") + (transposed ? "x[0].T" : "x[0]") +
-                                      ", x[1], reduction=" + tg::losses::torch_reduction(r) + ")"));
-    };
-    sample("(3,4)", {3, 4}, tg::Reduction::mean, false);
-    sample("()", {}, tg::Reduction::mean, false);
-    sample("transposed (4,3)", {3, 4}, tg::Reduction::mean, true);
-    sample("(2,3,2) sum", {2, 3, 2}, tg::Reduction::sum, false);
-    sample("(3,4) none", {3, 4}, tg::Reduction::none, false);
-    sample("(0,3) sum", {0, 3}, tg::Reduction::sum, false);
-    return out;
+    using tg::Reduction;
+    return tg::losses::difference_samples(
+        rng, tg::losses::basic_difference_cases(),
+        [](const auto& p, const auto& t, Reduction r, double) { return tg::l1_loss(p, t, r); },
+        [](const xt::xarray<double>& d, double) { return xt::xarray<double>(xt::abs(d)); },
+        "torch.nn.functional.l1_loss");
 }

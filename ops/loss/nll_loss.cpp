@@ -78,9 +78,7 @@ TAPEGRAD_OP_SAMPLES(rng)
                                   e.insert(e.begin() + 1, static_cast<std::size_t>(labels.data()[i]));
                                   l.data()[i] = -x[0].element(e.begin(), e.end());
                               }
-                              return r == tg::Reduction::none  ? l
-                                     : r == tg::Reduction::sum ? xt::xarray<double>(xt::sum(l))
-                                                               : xt::xarray<double>(xt::mean(l));
+                              return tg::losses::reduce_reference(l, r);
                           })
                           .with_torch("torch.nn.functional.nll_loss(x[0], " + tg::samples::torch_literal(labels) +
                                       ", reduction=" + tg::losses::torch_reduction(r) + ")"));

@@ -5,7 +5,11 @@
 // kernel evaluates l in one loop and the backward in another; the vjp rule runs the same
 // derivative formulas on Vars.
 
+#include <cmath>
+#include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tapegrad/kit.hpp"
 
@@ -102,6 +106,102 @@ inline std::string torch_reduction(Reduction r)
 template <class V> V abs_of(const V& x)
 {
     return fn::where(x < 0, -x, x);
+}
+
+/// The piecewise losses smooth L1 and Huber: with d = p - t and a = |d|,
+///   l = quad d^2 where a < beta, slope (a - beta / 2) elsewhere
+/// (smooth L1: quad = 1 / (2 beta), slope 1, and plain |d| when beta = 0; Huber with delta:
+/// beta = delta, quad = 1/2, slope = delta). Derived sets the three numbers and its name.
+template <class Derived> struct QuadraticThenLinear : Pointwise<Derived> {
+    double beta = 1.0;
+    double quad = 0.5;
+    double slope = 1.0;
+
+    template <class V> V loss(const V& p, const V& t) const
+    {
+        using S = fn::scalar_of_t<V>;
+        const V d = p - t, a = abs_of(d);
+        if (beta == 0) return a * S(slope);
+        return fn::where(a < S(beta), d * d * S(quad), (a - S(0.5 * beta)) * S(slope));
+    }
+    template <class V> V dp(const V& g, const V& p, const V& t) const
+    {
+        using S = fn::scalar_of_t<V>;
+        const V d = p - t;
+        const V sign = fn::where(d > 0, g, fn::where(d < 0, -g, 0));
+        if (beta == 0) return sign * S(slope);
+        return fn::where(abs_of(d) < S(beta), g * d * S(2 * quad), sign * S(slope));
+    }
+    template <class V> V dt(const V& g, const V& p, const V& t) const { return dp(g, t, p); }
+};
+
+/// The reference value of a loss from its per-element values, reduced as `r` asks
+/// (a plain loop: the mean of nothing is NaN, as PyTorch's).
+inline xt::xarray<double> reduce_reference(const xt::xarray<double>& l, Reduction r)
+{
+    if (r == Reduction::none) return l;
+    double s = 0;
+    for (double v : l) s += v;
+    return xt::xarray<double>(r == Reduction::sum ? s : s / static_cast<double>(l.size()));
+}
+
+/// One sample of a loss of the difference pred - target: its label, shape and reduction;
+/// pred is recorded transposed (a non-contiguous input) when `transposed`; `k` is the
+/// loss's own parameter, if it has one (beta, delta).
+struct DifferenceCase {
+    std::string label;
+    std::vector<std::size_t> shape;
+    Reduction reduction = Reduction::mean;
+    bool transposed = false;
+    double k = 0;
+};
+
+/// The cases a loss of the difference with no parameter of its own is sampled on: the
+/// default reduction on a matrix and a scalar, a transposed pred, sum on 3-D, none, and sum
+/// over a zero-size batch.
+inline std::vector<DifferenceCase> basic_difference_cases()
+{
+    return {{"(3,4)", {3, 4}},
+            {"()", {}},
+            {"transposed (4,3)", {3, 4}, Reduction::mean, true},
+            {"(2,3,2) sum", {2, 3, 2}, Reduction::sum},
+            {"(3,4) none", {3, 4}, Reduction::none},
+            {"(0,3) sum", {0, 3}, Reduction::sum}};
+}
+
+/// The samples of mse, l1, smooth L1 and Huber: pred and target uniform in [-2, 2];
+/// `call(pred, target, reduction, k)` records the loss on Vars, `elementwise(d, k)` is the
+/// reference per-element loss of d = pred - target, `torch_fn` the PyTorch function and
+/// `k_name` its keyword for k (nullptr: none).
+template <class Call, class Elementwise>
+std::vector<OpSample> difference_samples(std::mt19937_64& rng, const std::vector<DifferenceCase>& cases, Call call,
+                                         Elementwise elementwise, const std::string& torch_fn,
+                                         const char* k_name = nullptr)
+{
+    std::vector<OpSample> out;
+    for (const DifferenceCase& c : cases) {
+        std::vector<std::size_t> first = c.shape;
+        if (c.transposed) std::swap(first[0], first[1]);
+        xt::xarray<double> pred = sample_uniform(rng, first, -2.0, 2.0);
+        xt::xarray<double> target = sample_uniform(rng, c.shape, -2.0, 2.0);
+        const Reduction r = c.reduction;
+        const bool transposed = c.transposed;
+        const double k = c.k;
+        std::string torch = torch_fn + "(" + (transposed ? "x[0].T" : "x[0]") +
+                            ", x[1], reduction=" + torch_reduction(r) +
+                            (k_name ? std::string(", ") + k_name + "=" + std::to_string(k) : "") + ")";
+        out.push_back(make_sample(
+                          c.label, {std::move(pred), std::move(target)},
+                          [call, r, transposed, k](const auto& v) {
+                              return call(transposed ? tg::transpose(v[0]) : v[0], v[1], r, k);
+                          },
+                          [elementwise, r, transposed, k](const auto& x) {
+                              const xt::xarray<double> p = transposed ? xt::xarray<double>(xt::transpose(x[0])) : x[0];
+                              return reduce_reference(elementwise(xt::xarray<double>(p - x[1]), k), r);
+                          })
+                          .with_torch(std::move(torch)));
+    }
+    return out;
 }
 
 }  // namespace tg::losses

@@ -4,9 +4,7 @@
 //   Not differentiable: a plain function, with no tape entry and no vjp.
 //
 // Registered all the same, so that every file in ops/ has a registration and the generic
-// tests reach it: a sample returns stack({i as a constant, x at i along the axis (gather)}),
-// a Var that carries the indices exactly (checked against the reference and PyTorch) and,
-// through gather, depends on x, so that gradcheck, the shape checks and float32 run on it.
+// tests reach it through the samples of extremum.hpp (arg_samples).
 
 #include "extremum.hpp"
 
@@ -31,43 +29,6 @@ template xt::xarray<std::int64_t> argmin<double>(const Var<double>&, std::ptrdif
 
 TAPEGRAD_OP_SAMPLES(rng)
 {
-    return tg::reduction::axis_samples(
-        tg::reduction::axis_cases(false, false), [&](const auto& s) { return tg::sample_uniform(rng, s, -2.0, 2.0); },
-        [](const auto& x, std::ptrdiff_t a, bool) {
-            using V = std::decay_t<decltype(x)>;
-            using T = typename V::value_type;
-            const xt::xarray<std::int64_t> idx = tg::argmin(x, a);
-            V picked = x;  // a rank-0 x is its own minimum
-            if (x.dim() > 0) {
-                std::vector<std::size_t> keep(x.shape().begin(), x.shape().end());
-                keep[tg::axis::resolve(TAPEGRAD_OP_NAME, keep, a)] = 1;
-                xt::xarray<std::int64_t> at = idx;
-                at.reshape(keep);
-                picked = tg::squeeze(tg::gather(x, a, at), a);
-            }
-            return tg::stack(std::vector<V>{tg::constant(xt::xarray<T>(xt::cast<T>(idx))), picked}, 0);
-        },
-        [](const xt::xarray<double>& x, std::size_t a) {
-            const xt::xarray<double> at = tg::reduction::per_slice(x, a, [](const std::vector<double>& s) {
-                std::size_t best = 0;
-                for (std::size_t l = 1; l < s.size(); ++l) best = s[l] < s[best] ? l : best;
-                return static_cast<double>(best);
-            });
-            const xt::xarray<double> value = tg::reduction::per_slice(x, a, [](const std::vector<double>& s) {
-                double m = s[0];
-                for (double v : s) m = v < m ? v : m;
-                return m;
-            });
-            std::vector<std::size_t> shape{2};
-            shape.insert(shape.end(), at.shape().begin(), at.shape().end());
-            xt::xarray<double> y = xt::zeros<double>(shape);
-            std::copy(at.begin(), at.end(), y.begin());
-            std::copy(value.begin(), value.end(), y.begin() + static_cast<std::ptrdiff_t>(at.size()));
-            return y;
-        },
-        [](const std::string& in, std::ptrdiff_t a, bool) {
-            const std::string d = std::to_string(a);
-            return "torch.stack([torch.argmin(" + in + ", dim=" + d + ").double(), torch.gather(" + in + ", " + d +
-                   ", torch.argmin(" + in + ", dim=" + d + ", keepdim=True)).squeeze(" + d + ")])";
-        });
+    return tg::reduction::arg_samples<false>(
+        rng, TAPEGRAD_OP_NAME, [](const auto& x, std::ptrdiff_t a) { return tg::argmin(x, a); }, "torch.argmin");
 }

@@ -11,8 +11,10 @@
 //   max/min along an axis:  vjp: grad_x = grad_out at the saved arg-extremum of each slice, 0 elsewhere
 //   amax/amin:              vjp: grad_x = grad_out * [x == y] / count(x == y)
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -183,6 +185,55 @@ template <class S> void check_not_empty_all(const char* op, const S& shape)
         throw Error(std::string(op) + ": cannot reduce an empty Var of shape " + format_shape(shape) +
                     ": the reduction has no identity");
     }
+}
+
+/// The samples of argmax (Greater) and argmin: `arg(x, axis)` calls the op; `torch_fn` is
+/// "torch.argmax" or "torch.argmin". The op is not differentiable, so each sample returns
+/// stack({i as a constant, x at i along the axis (gather)}): a Var that carries the indices
+/// exactly and, through gather, depends on x, so the generic checks reach it.
+template <bool Greater, class Arg>
+std::vector<OpSample> arg_samples(std::mt19937_64& rng, const char* op, Arg arg, const std::string& torch_fn)
+{
+    auto better = [](double a, double b) { return Greater ? a > b : a < b; };
+    return axis_samples(
+        axis_cases(false, false), [&](const auto& s) { return sample_uniform(rng, s, -2.0, 2.0); },
+        [op, arg](const auto& x, std::ptrdiff_t a, bool) {
+            using V = std::decay_t<decltype(x)>;
+            using T = typename V::value_type;
+            const xt::xarray<std::int64_t> idx = arg(x, a);
+            V picked = x;  // a rank-0 x is its own extremum
+            if (x.dim() > 0) {
+                std::vector<std::size_t> keep(x.shape().begin(), x.shape().end());
+                keep[axis::resolve(op, keep, a)] = 1;
+                xt::xarray<std::int64_t> at = idx;
+                at.reshape(keep);
+                picked = tg::squeeze(tg::gather(x, a, at), a);
+            }
+            return tg::stack(std::vector<V>{constant(xt::xarray<T>(xt::cast<T>(idx))), picked}, 0);
+        },
+        [better](const xt::xarray<double>& x, std::size_t a) {
+            const xt::xarray<double> at = per_slice(x, a, [better](const std::vector<double>& s) {
+                std::size_t best = 0;
+                for (std::size_t l = 1; l < s.size(); ++l) best = better(s[l], s[best]) ? l : best;
+                return static_cast<double>(best);
+            });
+            const xt::xarray<double> value = per_slice(x, a, [better](const std::vector<double>& s) {
+                double m = s[0];
+                for (double v : s) m = better(v, m) ? v : m;
+                return m;
+            });
+            std::vector<std::size_t> shape{2};
+            shape.insert(shape.end(), at.shape().begin(), at.shape().end());
+            xt::xarray<double> y = xt::zeros<double>(shape);
+            std::copy(at.begin(), at.end(), y.begin());
+            std::copy(value.begin(), value.end(), y.begin() + static_cast<std::ptrdiff_t>(at.size()));
+            return y;
+        },
+        [torch_fn](const std::string& in, std::ptrdiff_t a, bool) {
+            const std::string d = std::to_string(a);
+            return "torch.stack([" + torch_fn + "(" + in + ", dim=" + d + ").double(), torch.gather(" + in + ", " + d +
+                   ", " + torch_fn + "(" + in + ", dim=" + d + ", keepdim=True)).squeeze(" + d + ")])";
+        });
 }
 
 }  // namespace tg::reduction
