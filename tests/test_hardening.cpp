@@ -538,6 +538,7 @@ TEMPLATE_TEST_CASE("every SIMD function of the kit gives std's values on NaN, in
         }
     };
     check("expm1", tg::expm1(x).value(), [](T a) { return std::expm1(a); });
+    check("tanh", tg::tanh(x).value(), [](T a) { return std::tanh(a); });
     check("sin", tg::sin(x).value(), [](T a) { return std::sin(a); });
     check("cos", tg::cos(x).value(), [](T a) { return std::cos(a); });
     check("gelu", tg::gelu(x).value(), [](T a) { return T(0.5) * a * std::erfc(-a / std::sqrt(T(2))); });

@@ -96,7 +96,7 @@ template <class V> using scalar_of_t = typename detail::scalar_of<V>::type;
 template <class T> using if_scalar = std::enable_if_t<std::is_arithmetic<T>::value, int>;
 
 namespace detail {
-// xsimd 8's double exp (and expm1 and erfc, which use it) converts its exponent to int64
+// xsimd 8's double exp (and expm1, tanh and erfc, which use it) converts its exponent to int64
 // with a plain per-lane cast on every x86 target below AVX-512DQ (SSE2 and the default AVX2
 // build alike): for NaN, +-inf and |x| past ~6e18 that cast is undefined behaviour (clang's
 // UBSan stops there). Give them only [lo, hi], where they have already saturated, and put
@@ -124,6 +124,15 @@ template <class A> inline xsimd::batch<double, A> expm1(const xsimd::batch<doubl
 template <class A> inline xsimd::batch<float, A> expm1(const xsimd::batch<float, A>& x)
 {
     return xsimd::expm1(x);
+}
+// tanh(x) is +-1 past +-30.
+template <class A> inline xsimd::batch<double, A> tanh(const xsimd::batch<double, A>& x)
+{
+    return saturated(x, -30.0, 30.0, [](const auto& v) { return xsimd::tanh(v); });
+}
+template <class A> inline xsimd::batch<float, A> tanh(const xsimd::batch<float, A>& x)
+{
+    return xsimd::tanh(x);
 }
 // erfc(x) is 2 below -30 and 0 (past the smallest subnormal) above 30.
 template <class A> inline xsimd::batch<double, A> erfc(const xsimd::batch<double, A>& x)
@@ -153,7 +162,7 @@ template <class A> inline xsimd::batch<float, A> erfc(const xsimd::batch<float, 
 TAPEGRAD_FN_UNARY(exp, std::exp(x), detail::exp(x))
 TAPEGRAD_FN_UNARY(log, std::log(x), xsimd::log(x))
 TAPEGRAD_FN_UNARY(sqrt, std::sqrt(x), xsimd::sqrt(x))
-TAPEGRAD_FN_UNARY(tanh, std::tanh(x), xsimd::tanh(x))
+TAPEGRAD_FN_UNARY(tanh, std::tanh(x), detail::tanh(x))
 TAPEGRAD_FN_UNARY(sigmoid, T(1) / (T(1) + std::exp(-x)), T(1) / (T(1) + detail::exp(-x)))
 TAPEGRAD_FN_UNARY(abs, std::abs(x), xsimd::abs(x))
 TAPEGRAD_FN_UNARY(sin, std::sin(x), xsimd::sin(x))
