@@ -74,6 +74,8 @@ World::World(int& argc, char**& argv) : World(argc, argv, WorldOptions{}) {}
 World::World(int& argc, char**& argv, WorldOptions options) : options_(options)
 {
     int done = 0;
+    MPI_Finalized(&done);
+    if (done != 0) throw Error("World: MPI was finalised by an earlier World; MPI allows one World per process");
     MPI_Initialized(&done);
     if (done != 0) throw Error("World: MPI is already initialised in this process; make one World, at the top of main");
     int provided = 0;
@@ -177,13 +179,13 @@ std::string bcast_string(const std::string& s, int root)
 
 void agree(const std::string& error, std::uint64_t key)
 {
-    // The winner minimises (key, rank); no error is the largest key of all.
-    std::uint64_t mine[2] = {error.empty() ? std::numeric_limits<std::uint64_t>::max() : key,
-                             static_cast<std::uint64_t>(state.rank)};
-    std::uint64_t best[2] = {mine[0], mine[1]};
-    allreduce_in_place(best, 1, MPI_MIN);
-    if (best[0] == std::numeric_limits<std::uint64_t>::max()) return;
-    std::uint64_t who = best[0] == mine[0] ? mine[1] : std::numeric_limits<std::uint64_t>::max();
+    // The winner has the smallest key, then the lowest rank; no error is the largest key.
+    constexpr std::uint64_t none = std::numeric_limits<std::uint64_t>::max();
+    const std::uint64_t mine = error.empty() ? none : key;
+    std::uint64_t best = mine;
+    allreduce_in_place(&best, 1, MPI_MIN);
+    if (best == none) return;
+    std::uint64_t who = mine == best ? static_cast<std::uint64_t>(state.rank) : none;
     allreduce_in_place(&who, 1, MPI_MIN);
     throw Error(bcast_string(error, static_cast<int>(who)));
 }
