@@ -167,7 +167,10 @@ int main(int argc, char** argv)
         if (!c.checkpoint.empty()) std::printf("checkpoint: %s\n", c.checkpoint.c_str());
     } catch (const tg::Error& e) {
 #ifdef TAPEGRAD_HAVE_DIST
-        if (world) world->abort(std::string("fashion_mnist: ") + e.what());  // the other ranks cannot know
+        if (world) {  // the other ranks cannot know
+            const std::string what = e.what();
+            world->abort(what.rfind("fashion_mnist: ", 0) == 0 ? what : "fashion_mnist: " + what);
+        }
 #endif
         std::fprintf(stderr, "fashion_mnist: %s\n", e.what());
         return 1;
