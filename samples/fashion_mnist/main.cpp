@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <memory>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -66,6 +68,8 @@ int main(int argc, char** argv)
     app.add_option("--train-limit", c.train_limit, "Train on the first N rows only (0: all 60000)");
     app.add_option("--test-limit", c.test_limit, "Evaluate on the first N test rows only (0: all 10000)");
     app.add_flag("--quiet", c.quiet, "No progress bar, one line per epoch");
+    app.add_flag("--distributed", c.distributed,
+                 "Data-parallel over MPI ranks (run under mpirun -np N); --batch-size is the global batch");
     CLI11_PARSE(app, argc, argv);
 
     if (!data_present(c.data_dir)) {
@@ -77,8 +81,30 @@ int main(int argc, char** argv)
         return 2;
     }
 
+#ifdef TAPEGRAD_HAVE_DIST
+    std::unique_ptr<tg::dist::World> world;
+    if (c.distributed) world = std::make_unique<tg::dist::World>(argc, argv);
+#else
+    if (c.distributed) {
+        std::fprintf(stderr, "fashion_mnist: --distributed needs a build with MPI (install libopenmpi-dev and "
+                             "openmpi-bin, then rebuild)\n");
+        return 2;
+    }
+#endif
+    int rank = 0, ranks = 1, local_ranks = 1;
+#ifdef TAPEGRAD_HAVE_DIST
+    if (world) rank = world->rank(), ranks = world->size(), local_ranks = world->local_size();
+#endif
+    // Only rank 0 talks, plots and saves; every rank computes.
+    const bool root = rank == 0;
     try {
-        if (c.threads > 0) tg::set_num_threads(c.threads);
+        if (c.threads > 0) {
+            tg::set_num_threads(c.threads);
+        } else if (c.distributed) {
+            // The ranks on one machine share its cores: BLAS threads that add up to the cores.
+            const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+            tg::set_num_threads(std::max(1, cores / local_ranks));
+        }
         const std::filesystem::path dir(c.data_dir);
         auto train = tg::data::load_idx_dataset<float>((dir / kFiles[0]).string(), (dir / kFiles[1]).string());
         auto test = tg::data::load_idx_dataset<float>((dir / kFiles[2]).string(), (dir / kFiles[3]).string());
@@ -88,17 +114,23 @@ int main(int argc, char** argv)
         fashion::Trainer trainer(c, train, test);
         if (!c.resume.empty()) {
             trainer.resume(c.resume);
-            std::printf("resumed from %s after epoch %d\n", c.resume.c_str(), trainer.completed_epochs());
+            if (root) std::printf("resumed from %s after epoch %d\n", c.resume.c_str(), trainer.completed_epochs());
         }
-        std::printf("Fashion-MNIST: %zu training and %zu test images; %s; BLAS threads %d\n", train.size(), test.size(),
-                    trainer.describe().c_str(), tg::get_num_threads());
+        if (root) {
+            std::printf("Fashion-MNIST: %zu training and %zu test images; %s; BLAS threads %d", train.size(),
+                        test.size(), trainer.describe().c_str(), tg::get_num_threads());
+            if (c.distributed)
+                std::printf("; %d ranks x batch %zu", ranks, c.batch_size / static_cast<std::size_t>(ranks));
+            std::printf("\n");
+        }
 
-        const bool live = !c.quiet && isatty(STDOUT_FILENO) != 0;
+        const bool live = root && !c.quiet && isatty(STDOUT_FILENO) != 0;
         fashion::Progress progress(live);
         double total_train = 0;
         for (const auto& r : trainer.history()) total_train += r.train_seconds;
         trainer.run(progress, [&](const fashion::EpochResult& r) {
             total_train += r.train_seconds;
+            if (!root) return;
             std::printf("epoch %2d/%d  train loss %.4f  train acc %.2f%%  test loss %.4f  test acc %.2f%%  "
                         "time %.2f s (%.0f samples/s)  lr %.3g\n",
                         r.epoch, c.epochs, r.train_loss, 100 * r.train_acc, r.test_loss, 100 * r.test_acc,
@@ -107,6 +139,7 @@ int main(int argc, char** argv)
         });
 
         const auto& h = trainer.history();
+        if (!root) return 0;
         if (h.empty()) {
             std::printf("nothing to train: the checkpoint already has %d of %d epochs\n", trainer.completed_epochs(),
                         c.epochs);
@@ -114,6 +147,12 @@ int main(int argc, char** argv)
         }
         std::printf("final test accuracy %.2f%% after %d epochs; training time %.1f s (%.2f s per epoch)\n",
                     100 * h.back().test_acc, h.back().epoch, total_train, total_train / h.size());
+        if (c.distributed) {
+            double this_run = 0;
+            for (const auto& r : h) this_run += r.train_seconds;
+            std::printf("gradient averaging on rank 0: %.2f s, %.1f%% of this run's training time\n",
+                        trainer.communication_seconds(), 100 * trainer.communication_seconds() / this_run);
+        }
         if (!c.plot.empty()) {
             fashion::Curves curves;
             for (const auto& r : h) {
@@ -127,6 +166,12 @@ int main(int argc, char** argv)
         }
         if (!c.checkpoint.empty()) std::printf("checkpoint: %s\n", c.checkpoint.c_str());
     } catch (const tg::Error& e) {
+#ifdef TAPEGRAD_HAVE_DIST
+        if (world) {  // the other ranks cannot know
+            const std::string what = e.what();
+            world->abort(what.rfind("fashion_mnist: ", 0) == 0 ? what : "fashion_mnist: " + what);
+        }
+#endif
         std::fprintf(stderr, "fashion_mnist: %s\n", e.what());
         return 1;
     }

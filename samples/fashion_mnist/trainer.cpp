@@ -18,6 +18,15 @@ using Clock = std::chrono::steady_clock;
 namespace nn = tg::nn;
 namespace optim = tg::optim;
 
+int rank()
+{
+#ifdef TAPEGRAD_HAVE_DIST
+    return tg::dist::rank();
+#else
+    return 0;
+#endif
+}
+
 double seconds_since(Clock::time_point t)
 {
     return std::chrono::duration<double>(Clock::now() - t).count();
@@ -122,6 +131,47 @@ Trainer::Trainer(const Config& config, const tg::data::Dataset<float>& train, co
     model_.add(nn::Dense<float>(in, classes, nn::Activation::none, nn::init::glorot_uniform(), nn::init::zeros(), gen));
     optimizer_ = make_optimizer(config, model_.parameters());
     schedule_ = make_schedule(config, *optimizer_);
+    if (config.distributed) {
+#ifdef TAPEGRAD_HAVE_DIST
+        const int ranks = tg::dist::size(), rank = tg::dist::rank();
+        if (config.batch_size % static_cast<std::size_t>(ranks) != 0) {
+            throw tg::Error("fashion_mnist: --batch-size " + std::to_string(config.batch_size) +
+                            " does not split evenly over " + std::to_string(ranks) + " ranks");
+        }
+        // The same seed as one process: rank r's shards of global batch i are the rows one
+        // process would put in its batch i, so the runs differ only in rounding.
+        sampler_ = std::make_unique<tg::dist::DistributedSampler>(
+            train.size(), config.batch_size / static_cast<std::size_t>(ranks), ranks, rank,
+            tg::dist::SamplerOptions{true, config.seed, false});
+        parallel_ = std::make_unique<tg::dist::DataParallel<float>>(model_.named_parameters());
+        reseed_dropout_for_rank();
+#else
+        throw tg::Error("fashion_mnist: this build has no MPI, so no --distributed (install libopenmpi-dev and "
+                        "openmpi-bin, then rebuild)");
+#endif
+    }
+}
+
+// Rank 0 keeps the one-process dropout stream; every other rank gets a stream of its own,
+// derived from the current state, so that the ranks' masks are not copies of each other.
+void Trainer::reseed_dropout_for_rank()
+{
+#ifdef TAPEGRAD_HAVE_DIST
+    const auto rank = static_cast<std::uint64_t>(tg::dist::rank());
+    if (rank == 0) return;
+    for (auto& [name, gen] : model_.named_generators()) {
+        const std::uint64_t base = (*gen)();
+        gen->seed(base ^ (0x9e3779b97f4a7c15ULL * rank));
+    }
+#endif
+}
+
+double Trainer::communication_seconds() const
+{
+#ifdef TAPEGRAD_HAVE_DIST
+    if (parallel_) return parallel_->communication_seconds();
+#endif
+    return 0;
 }
 
 Trainer::~Trainer() = default;
@@ -172,8 +222,13 @@ void Trainer::run(Progress& progress, const std::function<void(const EpochResult
     xt::xarray<std::int64_t> labels;
     for (int epoch = completed_ + 1; epoch <= last; ++epoch) {
         loader_.set_epoch(static_cast<std::uint64_t>(epoch - 1));
-        model_.train();
+#ifdef TAPEGRAD_HAVE_DIST
+        if (sampler_) sampler_->set_epoch(static_cast<std::uint64_t>(epoch - 1));
+        const std::size_t steps = sampler_ ? sampler_->num_batches() : loader_.num_batches();
+#else
         const std::size_t steps = loader_.num_batches();
+#endif
+        model_.train();
         progress.start(epoch, config_.epochs, steps);
         EpochResult r;
         r.epoch = epoch;
@@ -182,21 +237,43 @@ void Trainer::run(Progress& progress, const std::function<void(const EpochResult
         std::size_t correct = 0, seen = 0;
         const auto start = Clock::now();
         for (std::size_t b = 0; b < steps; ++b) {
+#ifdef TAPEGRAD_HAVE_DIST
+            if (sampler_) {
+                sampler_->fill(train_, b, x.mutable_value(), labels);
+            } else {
+                loader_.fill(b, x.mutable_value(), labels);  // straight into the input's buffer
+            }
+#else
             loader_.fill(b, x.mutable_value(), labels);  // straight into the input's buffer
+#endif
             optimizer_->zero_grad();
-            tg::Var<float> logits = model_(x);
-            tg::Var<float> loss = tg::cross_entropy(logits, labels);
-            loss.backward();
             const std::size_t count = labels.size();
-            loss_sum += static_cast<double>(loss.item()) * count;
-            correct += count_correct(logits.value(), labels);
-            seen += count;
+            if (count > 0) {
+                tg::Var<float> logits = model_(x);
+                tg::Var<float> loss = tg::cross_entropy(logits, labels);
+                loss.backward();
+                loss_sum += static_cast<double>(loss.item()) * count;
+                correct += count_correct(logits.value(), labels);
+                seen += count;
+            }
+#ifdef TAPEGRAD_HAVE_DIST
+            if (parallel_) parallel_->synchronize(count);  // the mean over the global batch
+#endif
             optimizer_->step();
             ++steps_;
             progress.update(b + 1, seen, loss_sum / seen, static_cast<double>(correct) / seen);
         }
         r.train_seconds = seconds_since(start);
         progress.finish();
+#ifdef TAPEGRAD_HAVE_DIST
+        if (parallel_) {  // the epoch's figures over all ranks
+            xt::xarray<double> totals{loss_sum, static_cast<double>(correct), static_cast<double>(seen)};
+            tg::dist::all_reduce(totals);
+            loss_sum = totals(0);
+            correct = static_cast<std::size_t>(totals(1));
+            seen = static_cast<std::size_t>(totals(2));
+        }
+#endif
         r.train_loss = loss_sum / seen;
         r.train_acc = static_cast<double>(correct) / seen;
         r.samples_per_second = seen / r.train_seconds;
@@ -206,7 +283,9 @@ void Trainer::run(Progress& progress, const std::function<void(const EpochResult
         r.eval_seconds = seconds_since(eval_start);
         completed_ = epoch;
         history_.push_back(r);
-        if (!config_.checkpoint.empty()) save_checkpoint(config_.checkpoint);
+        // In a distributed run every rank holds the same model and optimiser state: rank 0 saves.
+        const bool root = !config_.distributed || rank() == 0;
+        if (!config_.checkpoint.empty() && root) save_checkpoint(config_.checkpoint);
         on_epoch(r);
     }
 }
@@ -237,6 +316,7 @@ void Trainer::resume(const std::string& path)
     const auto h = info.extra.find("history");
     history_ = h == info.extra.end() ? std::vector<EpochResult>{} : history_from_text(h->second);
     if (schedule_) schedule_->set_epoch(info.epoch);
+    if (config_.distributed) reseed_dropout_for_rank();
 }
 
 }  // namespace fashion

@@ -12,6 +12,10 @@
 #include <tapegrad/nn.hpp>
 #include <tapegrad/optim.hpp>
 
+#ifdef TAPEGRAD_HAVE_DIST
+#include <tapegrad/dist.hpp>
+#endif
+
 #include "progress.hpp"
 
 namespace fashion {
@@ -37,6 +41,10 @@ struct Config {
     bool quiet = false;
     std::size_t train_limit = 0;  ///< use only the first N training rows (0: all)
     std::size_t test_limit = 0;   ///< use only the first N test rows (0: all)
+    /// Data-parallel over the ranks of a tg::dist::World (which must be alive): each rank
+    /// trains on its shard of every batch of `batch_size` rows, gradients are averaged, and
+    /// only rank 0 writes checkpoints.
+    bool distributed = false;
 };
 
 /// One epoch's figures.
@@ -70,9 +78,12 @@ public:
     const std::vector<EpochResult>& history() const { return history_; }
     /// A one-line description of model and recipe.
     std::string describe() const;
+    /// Seconds spent averaging gradients over the ranks so far (0 in one process).
+    double communication_seconds() const;
 
 private:
     void save_checkpoint(const std::string& path);
+    void reseed_dropout_for_rank();
     std::string architecture() const;
 
     Config config_;
@@ -85,6 +96,10 @@ private:
     int completed_ = 0;
     std::uint64_t steps_ = 0;
     std::vector<EpochResult> history_;
+#ifdef TAPEGRAD_HAVE_DIST
+    std::unique_ptr<tg::dist::DataParallel<float>> parallel_;
+    std::unique_ptr<tg::dist::DistributedSampler> sampler_;
+#endif
 };
 
 }  // namespace fashion
