@@ -137,6 +137,11 @@ struct LoaderOptions {
     std::uint64_t seed = 0;
 };
 
+/// The order in which a DataLoader visits n rows in `epoch`: 0, 1, ..., n - 1 without
+/// shuffle; with it, a permutation that depends only on (seed, epoch), the same with every
+/// standard library (see DataLoader). tg::dist::DistributedSampler shards the same order.
+std::vector<std::size_t> epoch_order(std::size_t n, bool shuffle, std::uint64_t seed, std::uint64_t epoch);
+
 /// Cuts a Dataset into mini-batches, epoch after epoch.
 ///
 /// The loader keeps a pointer to the dataset, not a copy: the dataset must outlive the

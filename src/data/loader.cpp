@@ -42,6 +42,20 @@ std::uint64_t draw_below(Generator& gen, std::uint64_t bound)
 
 }  // namespace
 
+std::vector<std::size_t> epoch_order(std::size_t n, bool shuffle, std::uint64_t seed, std::uint64_t epoch)
+{
+    // Starts from the identity every time, so the order never depends on earlier epochs.
+    std::vector<std::size_t> order(n);
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    if (!shuffle) return order;
+    Generator gen(epoch_seed(seed, epoch));
+    for (std::size_t i = order.size(); i-- > 1;) {
+        const auto j = static_cast<std::size_t>(draw_below(gen, i + 1));
+        std::swap(order[i], order[j]);
+    }
+    return order;
+}
+
 template <class T> DataLoader<T>::DataLoader(const Dataset<T>& data, Options options) : data_(&data), options_(options)
 {
     if (options_.batch_size == 0) throw Error("DataLoader: batch_size must be positive");
@@ -60,15 +74,7 @@ template <class T> std::size_t DataLoader<T>::num_batches() const noexcept
 template <class T> void DataLoader<T>::set_epoch(std::uint64_t epoch)
 {
     epoch_ = epoch;
-    // Start from the identity every time, so the order never depends on earlier epochs.
-    order_.resize(data_->size());
-    std::iota(order_.begin(), order_.end(), std::size_t{0});
-    if (!options_.shuffle) return;
-    Generator gen(epoch_seed(options_.seed, epoch));
-    for (std::size_t i = order_.size(); i-- > 1;) {
-        const auto j = static_cast<std::size_t>(draw_below(gen, i + 1));
-        std::swap(order_[i], order_[j]);
-    }
+    order_ = epoch_order(data_->size(), options_.shuffle, options_.seed, epoch);
 }
 
 template <class T> const Batch<T>& DataLoader<T>::batch(std::size_t i)

@@ -4,34 +4,10 @@
 #include <algorithm>
 #include <numeric>
 
+#include "tapegrad/data.hpp"
 #include "tapegrad/dist.hpp"
-#include "tapegrad/random.hpp"
 
 namespace tg::dist {
-namespace {
-
-// The permutation must be tg::data::DataLoader's for the same (seed, epoch), so that a
-// distributed run and a one-process run see the same global batches; the test suite
-// checks the two against each other.
-std::uint64_t splitmix64(std::uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-std::uint64_t draw_below(Generator& gen, std::uint64_t bound)
-{
-    const std::uint64_t threshold = (0 - bound) % bound;
-    for (;;) {
-        const std::uint64_t r = gen();
-        if (r >= threshold) return r % bound;
-    }
-}
-
-}  // namespace
-
 DistributedSampler::DistributedSampler(std::size_t dataset_size, std::size_t batch_size, int num_replicas, int rank,
                                        SamplerOptions options)
     : n_(dataset_size), batch_size_(batch_size), replicas_(num_replicas), rank_(rank), options_(options)
@@ -53,15 +29,9 @@ DistributedSampler::DistributedSampler(std::size_t dataset_size, std::size_t bat
 void DistributedSampler::set_epoch(std::uint64_t epoch)
 {
     epoch_ = epoch;
-    std::vector<std::size_t> order(n_);
-    std::iota(order.begin(), order.end(), std::size_t{0});
-    if (options_.shuffle) {
-        Generator gen(splitmix64(splitmix64(options_.seed) ^ epoch));
-        for (std::size_t i = order.size(); i-- > 1;) {
-            const auto j = static_cast<std::size_t>(draw_below(gen, i + 1));
-            std::swap(order[i], order[j]);
-        }
-    }
+    // DataLoader's order for the same (seed, epoch), so that a distributed run and a
+    // one-process run see the same global batches (the test suite checks the two).
+    const std::vector<std::size_t> order = data::epoch_order(n_, options_.shuffle, options_.seed, epoch);
     const auto r = static_cast<std::size_t>(rank_), stride = static_cast<std::size_t>(replicas_);
     shard_.clear();
     for (std::size_t k = r; k < n_; k += stride) shard_.push_back(order[k]);
