@@ -34,6 +34,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -112,9 +113,19 @@ void barrier();
 struct DataParallelOptions {
     /// Gradients are packed into buckets of at most this many bytes (a parameter larger
     /// than that gets a bucket of its own) and each bucket is reduced with one allreduce.
-    std::size_t bucket_bytes = std::size_t{4} << 20;
+    /// Smaller buckets start communicating earlier in the backward; each costs one more
+    /// allreduce call.
+    std::size_t bucket_bytes = std::size_t{1} << 20;
     /// Copy rank 0's parameter values to every rank at construction.
     bool broadcast_parameters = true;
+    /// Overlap communication with backward: a bucket's allreduce starts, from a
+    /// gradient-ready hook (tg::register_post_accumulate_grad_hook), as soon as backward has
+    /// finished all its gradients, while the backward of earlier layers is still running;
+    /// synchronize() then only waits for the reductions and starts those of buckets whose
+    /// gradients did not all become ready. After the first synchronize the buckets are
+    /// rebuilt in the order rank 0's gradients became ready (as DDP does), so that each
+    /// bucket fills up as early as possible. Off: synchronize() does all the work.
+    bool overlap = true;
 };
 
 /// Averages the gradients of a model's parameters over all ranks.
@@ -127,11 +138,18 @@ struct DataParallelOptions {
 template <class T> class DataParallel {
 public:
     DataParallel(const std::vector<std::pair<std::string, Var<T>>>& named_params, DataParallelOptions options = {});
+    /// Unregisters the hooks. Destroying a DataParallel between a backward and synchronize
+    /// (with overlap) leaves reductions that other ranks may still be waiting on.
+    ~DataParallel();
+    DataParallel(const DataParallel&) = delete;  // the hooks point at this object
+    DataParallel& operator=(const DataParallel&) = delete;
 
     /// Call after backward, before the optimiser's step: every parameter's gradient becomes
     /// the mean of the ranks' gradients. A parameter that has no gradient on a rank counts
     /// as zeros there; one that has a gradient on no rank keeps none (so optimisers skip
-    /// it, as they would in one process).
+    /// it, as they would in one process). Several backwards before one synchronize
+    /// (gradient accumulation) are fine: buckets whose gradients changed after their
+    /// overlapped reduction started are reduced again, on every rank.
     void synchronize();
 
     /// The same, weighting each rank's gradient by its number of samples this step: with
@@ -142,22 +160,42 @@ public:
 
     /// Number of buckets (allreduce calls per synchronize).
     std::size_t num_buckets() const noexcept { return buckets_.size(); }
-    /// Seconds spent in allreduce calls so far (waiting for slower ranks included).
+    /// The parameters of bucket b (indices into the list given at construction), in the
+    /// order they are packed.
+    const std::vector<std::size_t>& bucket(std::size_t b) const { return buckets_.at(b).params; }
+    /// Seconds spent in MPI calls so far: blocked in synchronize (waiting for reductions and
+    /// for slower ranks) plus starting and polling overlapped reductions during backward.
+    /// With overlap, the part of a reduction that ran while backward computed is not in it.
     double communication_seconds() const noexcept { return comm_seconds_; }
     /// Seconds spent packing and unpacking gradients so far.
     double copy_seconds() const noexcept { return copy_seconds_; }
+    /// Bucket reductions started by a gradient-ready hook, during backward, so far.
+    std::size_t overlapped_reductions() const noexcept { return overlapped_; }
+    /// Bucket reductions started or redone by synchronize itself so far.
+    std::size_t synchronous_reductions() const noexcept { return synchronous_; }
 
 private:
     struct Bucket {
         std::vector<std::size_t> params;  ///< indices into params_
         std::vector<T> buffer;            ///< the gradients, a has-gradient flag per parameter, the weight
     };
+    struct Overlap;  // hooks and in-flight reductions (data_parallel.cpp)
+    void make_buckets(const std::vector<std::size_t>& order, std::size_t bucket_bytes);
+    void pack(Bucket& b, T weight);
+    void unpack(Bucket& b);
     void run(T weight);
+    void ready(std::size_t param);
+    void launch(std::size_t bucket);
+    void overlapped_synchronize(T weight);
 
     std::vector<Var<T>> params_;
     std::vector<Bucket> buckets_;
+    std::size_t bucket_bytes_;
+    std::unique_ptr<Overlap> overlap_;
     double comm_seconds_ = 0;
     double copy_seconds_ = 0;
+    std::size_t overlapped_ = 0;
+    std::size_t synchronous_ = 0;
 };
 
 extern template class DataParallel<float>;

@@ -8,6 +8,7 @@
 #include "tapegrad/data.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/gradcheck.hpp"
+#include "tapegrad/hooks.hpp"
 #include "tapegrad/io.hpp"
 #include "tapegrad/kit.hpp"
 #include "tapegrad/nn.hpp"

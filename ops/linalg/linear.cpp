@@ -40,9 +40,22 @@ struct Linear {
         c.add_grad(1, w.shape(), [&](T* dst, bool add) {
             blas::gemm_to(dst, add, true, false, in, out, batch, x.data(), in, g.data(), out);
         });
-        const auto& bias_shape = c.input(2).shape();  // grad_out's rows, summed straight into the bias
-        c.add_grad(2, bias_shape,
-                   [&](T* dst, bool add) { broadcast::reduce(g.data(), g.shape(), dst, bias_shape, add); });
+        // grad_out's rows, summed straight into the bias: the first row assigned (or added,
+        // for a batch of one), the others added; several rows onto an existing gradient
+        // go through the kit's reduction, which sums them first.
+        const auto& bias_shape = c.input(2).shape();
+        c.add_grad(2, bias_shape, [&](T* dst, bool add) {
+            if (add && batch != 1) {
+                broadcast::reduce(g.data(), g.shape(), dst, bias_shape, true);
+                return;
+            }
+            if (batch == 0) {
+                std::fill_n(dst, out, T(0));  // not reached with add (batch != 1)
+                return;
+            }
+            kernel::add_or_assign(dst, g.data(), out, add);
+            for (std::size_t r = 1; r < batch; ++r) kernel::add_or_assign(dst, g.data() + r * out, out, true);
+        });
     }
     template <class T> void vjp(VjpContext<T>& v) const
     {

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <string>
 
+#include "autograd/hooks.hpp"
 #include "autograd/sweep.hpp"
 #include "tapegrad/kit/broadcast.hpp"
 #include "tapegrad/op.hpp"
@@ -146,6 +147,7 @@ private:
 
 template <class T> void delete_leaf(Node<T>* n) noexcept
 {
+    if (any_hooks<T>()) drop_hooks<T>(n);
     if (BufferPool<T>* pool = BufferPool<T>::get()) {
         pool->put(n->value);
         pool->put(n->grad);

@@ -10,7 +10,10 @@
 
 #include "autograd/sweep.hpp"
 
+#include "autograd/hooks.hpp"
+
 #include <algorithm>
+#include <functional>
 #include <string>
 
 #include "tapegrad/autograd.hpp"
@@ -45,26 +48,91 @@ template <class T> Tape<T>& live_tape(const char* who, const Node<T>* n)
 }
 
 // First-order sweep over entries top..0: every entry whose output received a gradient runs
-// its backward. before(i, e) runs first (tg::grad reads intermediate gradients there).
-template <class T, class Before> void sweep_values(Tape<T>& tape, std::size_t top, Before before)
+// its backward. before(i, e) runs first (tg::grad reads intermediate gradients there);
+// after(i, e, ran) runs for every entry, whether its backward ran or not (hooks).
+template <class T, class Before, class After>
+void sweep_values(Tape<T>& tape, std::size_t top, Before before, After after)
 {
     const bool check = thread_flags.detect_anomaly;
     try {
         for (std::size_t i = top + 1; i-- > 0;) {
             Entry<T>& e = tape.entry(i);
-            if (!e.out.has_grad) continue;
+            if (!e.out.has_grad) {
+                after(i, e, false);
+                continue;
+            }
             before(i, e);
             check_versions(e);
             OpContext<T> c(e.name, e.inputs.data(), e.inputs.size(), &e.out, &e.saved, &e.saved_indices, true, &e,
                            check);
             e.backward(e, c);
             e.out.has_grad = false;
+            after(i, e, true);
         }
     } catch (...) {
         for (std::size_t i = 0; i <= top; ++i) tape.entry(i).out.has_grad = false;
         throw;
     }
 }
+
+// No work before or after an entry.
+struct Nothing {
+    template <class... A> void operator()(const A&...) const noexcept {}
+};
+
+// The hooked leaves that entries 0..top use, each with the lowest index of an entry using
+// it: once the sweep is past that entry, the leaf's gradient is complete and its hooks run
+// (if some entry using it ran its backward in this sweep).
+template <class T> class HookPlan {
+public:
+    HookPlan(Tape<T>& tape, std::size_t top)
+    {
+        for (std::size_t i = 0; i <= top; ++i) {
+            for (Node<T>* in : tape.entry(i).inputs) {
+                if (in->tape == nullptr && in->requires_grad) leaves_.push_back({in, i, false});
+            }
+        }
+        std::sort(leaves_.begin(), leaves_.end(), [](const Leaf& a, const Leaf& b) {
+            return a.node != b.node ? a.node < b.node : a.first_use < b.first_use;
+        });
+        leaves_.erase(
+            std::unique(leaves_.begin(), leaves_.end(), [](const Leaf& a, const Leaf& b) { return a.node == b.node; }),
+            leaves_.end());
+        leaves_.erase(std::remove_if(leaves_.begin(), leaves_.end(), [](const Leaf& l) { return !has_hooks(l.node); }),
+                      leaves_.end());
+        order_.resize(leaves_.size());
+        for (std::size_t k = 0; k < order_.size(); ++k) order_[k] = k;
+        std::sort(order_.begin(), order_.end(),
+                  [&](std::size_t a, std::size_t b) { return leaves_[a].first_use > leaves_[b].first_use; });
+    }
+    bool empty() const noexcept { return leaves_.empty(); }
+
+    void operator()(std::size_t i, const Entry<T>& e, bool ran)
+    {
+        if (ran) {
+            for (const Node<T>* in : e.inputs) {
+                if (in->tape != nullptr) continue;
+                auto it = std::lower_bound(leaves_.begin(), leaves_.end(), in,
+                                           [](const Leaf& l, const Node<T>* n) { return l.node < n; });
+                if (it != leaves_.end() && it->node == in) it->reached = true;
+            }
+        }
+        while (next_ < order_.size() && leaves_[order_[next_]].first_use == i) {
+            Leaf& l = leaves_[order_[next_++]];
+            if (l.reached) run_hooks(l.node);
+        }
+    }
+
+private:
+    struct Leaf {
+        Node<T>* node;
+        std::size_t first_use;
+        bool reached;
+    };
+    std::vector<Leaf> leaves_;        // by node address
+    std::vector<std::size_t> order_;  // indices into leaves_, latest first use first
+    std::size_t next_ = 0;
+};
 
 // What tg::grad asks for: the requested nodes, and which entries of 0..top lead to one.
 template <class T> class Targets {
@@ -260,6 +328,7 @@ template <class T> void backward_from(const Var<T>& out, const xt::xarray<T>* se
         } else {
             add_values(n, g);
         }
+        if (any_hooks<T>()) run_hooks(n);
         return;
     }
     Tape<T>& tape = live_tape("backward", n);
@@ -268,6 +337,9 @@ template <class T> void backward_from(const Var<T>& out, const xt::xarray<T>* se
         sweep.seed(n, constant(seed != nullptr ? *seed : xt::xarray<T>(xt::ones_like(n->value))));
         sweep.run([](std::size_t, const Var<T>&) {});
         for (auto& lg : sweep.leaf_grads) set_recorded_grad(lg.first, lg.second);
+        if (any_hooks<T>()) {
+            for (auto& lg : sweep.leaf_grads) run_hooks(lg.first);
+        }
         return;  // create_graph keeps the pass
     }
     if (seed != nullptr) {
@@ -277,7 +349,15 @@ template <class T> void backward_from(const Var<T>& out, const xt::xarray<T>* se
         n->grad.data()[0] = T(1);
     }
     n->has_grad = true;
-    sweep_values(tape, n->index, [](std::size_t, const Entry<T>&) {});
+    if (any_hooks<T>()) {
+        HookPlan<T> plan(tape, n->index);
+        if (!plan.empty()) {
+            sweep_values(tape, n->index, Nothing{}, std::ref(plan));
+            if (!options.retain_graph) tape.graph_freed = true;
+            return;
+        }
+    }
+    sweep_values(tape, n->index, Nothing{}, Nothing{});
     if (!options.retain_graph) tape.graph_freed = true;
 }
 
@@ -394,9 +474,12 @@ std::vector<Var<T>> grad(const std::vector<Var<T>>& outputs, const std::vector<V
             if (seeded) detail::sweep::add_values(n, seed_of(k));
         }
         if (any_entries) {
-            detail::sweep::sweep_values(tape, top, [&](std::size_t, const detail::Entry<T>& e) {
-                if (targets.requested(&e.out)) deliver(&e.out, [&] { return constant(e.out.grad); });
-            });
+            detail::sweep::sweep_values(
+                tape, top,
+                [&](std::size_t, const detail::Entry<T>& e) {
+                    if (targets.requested(&e.out)) deliver(&e.out, [&] { return constant(e.out.grad); });
+                },
+                detail::sweep::Nothing{});
         }
         for (Node<T>* n : ins) {
             if (n->tape == nullptr && n->has_grad) deliver(n, [&] { return constant(std::move(n->grad)); });

@@ -27,6 +27,9 @@ struct State {
     int rank = 0;
     int size = 1;
     std::terminate_handler previous_terminate = nullptr;
+    /// A copy of MPI_COMM_WORLD for the final barrier alone, so that it never matches a
+    /// collective that another rank still has in flight on MPI_COMM_WORLD.
+    MPI_Comm end_comm = MPI_COMM_NULL;
 };
 State state;
 
@@ -87,6 +90,7 @@ World::World(int& argc, char**& argv, WorldOptions options) : options_(options)
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
     MPI_Comm_size(local, &local_size_);
     MPI_Comm_free(&local);
+    MPI_Comm_dup(MPI_COMM_WORLD, &state.end_comm);
     state.alive = true;
     state.rank = rank_;
     state.size = size_;
@@ -104,7 +108,7 @@ World::~World()
     // error it caught and returned on) would leave the others in a collective that never
     // completes, and MPI_Finalize would then wait for them in turn.
     MPI_Request request;
-    MPI_Ibarrier(MPI_COMM_WORLD, &request);
+    MPI_Ibarrier(state.end_comm, &request);
     const auto start = std::chrono::steady_clock::now();
     int done = 0;
     for (;;) {

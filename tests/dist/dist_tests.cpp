@@ -17,6 +17,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <xtensor/xview.hpp>
+
 #include <tapegrad/dist.hpp>
 #include <tapegrad/tapegrad.hpp>
 
@@ -139,6 +141,51 @@ template <class T> void collectives_reduce(int r, int n)
     check(shape_is(z, {2, 0}), "broadcast of a zero-size array");
 }
 
+// Overlapped DataParallel against the blocking one on two copies of a model: the same
+// gradients (bit for bit for two ranks) in plain steps, in gradient accumulation (two
+// backwards before a synchronize) and after the buckets are rebuilt in ready order; and the
+// reductions of the last layers' buckets are started by hooks while backward still runs.
+void overlap_matches_blocking(int r)
+{
+    auto fast = make_model<double>(5, 16, true), slow = make_model<double>(5, 16, true);
+    dist::DataParallelOptions o;
+    o.bucket_bytes = 600;  // a few small buckets
+    dist::DataParallel<double> dp_fast(fast.named_parameters(), o);
+    o.overlap = false;
+    dist::DataParallel<double> dp_slow(slow.named_parameters(), o);
+    const auto data = make_data<double>(64);
+    const auto pf = fast.parameters(), ps = slow.parameters();
+    double worst = 0;
+    for (int step = 0; step < 4; ++step) {
+        for (const auto& q : pf) q.zero_grad();
+        for (const auto& q : ps) q.zero_grad();
+        const int backwards = step == 2 ? 2 : 1;  // step 2 accumulates two batches
+        for (int k = 0; k < backwards; ++k) {
+            const std::size_t row = static_cast<std::size_t>(8 * (2 * step + k) + r) % 48;
+            tg::Var<double> x = tg::constant(xt::xarray<double>(xt::view(data.features(), xt::range(row, row + 8))));
+            xt::xarray<std::int64_t> y = xt::view(data.labels(), xt::range(row, row + 8));
+            tg::cross_entropy(fast(x), y).backward();
+            tg::cross_entropy(slow(x), y).backward();
+        }
+        dp_fast.synchronize();
+        dp_slow.synchronize();
+        for (std::size_t k = 0; k < pf.size(); ++k) {
+            worst = std::max(worst, max_abs(xt::xarray<double>(pf[k].grad() - ps[k].grad())) /
+                                        std::max(max_abs(ps[k].grad()), 1e-300));
+        }
+    }
+    check(worst <= 1e-15, "overlapped and blocking DataParallel agree (worst " + tg::format_number(worst) + ")");
+    check(dp_fast.num_buckets() >= 3, "several buckets (" + std::to_string(dp_fast.num_buckets()) + ")");
+    // The rebuilt first bucket starts with the last layer's parameters: they are ready first.
+    const std::size_t last_weight = pf.size() - 2, last_bias = pf.size() - 1;
+    const std::size_t first = dp_fast.bucket(0).front();
+    check(first == last_weight || first == last_bias,
+          "buckets rebuilt in ready order (first bucket starts with parameter " + std::to_string(first) + ")");
+    check(dp_fast.overlapped_reductions() >= 4,
+          "hooks started reductions during backward (" + std::to_string(dp_fast.overlapped_reductions()) + ")");
+    check(dp_slow.overlapped_reductions() == 0, "no overlap, no hooks");
+}
+
 void api(const dist::World& world)
 {
     const int r = world.rank(), n = world.size();
@@ -157,35 +204,47 @@ void api(const dist::World& world)
                  "broadcast from a rank that does not exist");
     dist::barrier();
 
-    // DataParallel averages: a has gradient r + 1 everywhere, b only on rank 1 (2), c nowhere.
-    auto a = tg::parameter(xt::xarray<double>{{1.0, 2.0}, {3.0, 4.0}});
-    auto b = tg::parameter(xt::xarray<double>{5.0});
-    auto c = tg::parameter(xt::xarray<double>{6.0});
-    auto e = tg::parameter(xt::xarray<double>(xt::zeros<double>({std::size_t{0}, std::size_t{4}})));
-    dist::DataParallelOptions small;
-    small.bucket_bytes = 24;  // several buckets: a alone, b c e together
-    dist::DataParallel<double> dp({{"a", a}, {"b", b}, {"c", c}, {"e", e}}, small);
-    check(dp.num_buckets() == 2,
-          "DataParallel cuts buckets by bucket_bytes (" + std::to_string(dp.num_buckets()) + ")");
-    auto run = [&](double wa, std::size_t weight, bool weighted) {
-        a.zero_grad();
-        b.zero_grad();
-        c.zero_grad();
-        e.zero_grad();
-        tg::Var<double> loss = tg::sum(a) * wa + tg::sum(e);
-        if (r == 1) loss = loss + tg::sum(b) * 2.0;
-        loss.backward();
-        weighted ? dp.synchronize(weight) : dp.synchronize();
-    };
-    run(r + 1.0, 0, false);
-    check(xt::all(xt::equal(a.grad(), (n + 1) / 2.0)), "synchronize averages gradients");
-    check(b.has_grad() && b.grad()(0) == 2.0 / n, "a rank without a gradient counts as zeros");
-    check(!c.has_grad(), "a parameter with a gradient on no rank keeps none");
-    check(e.has_grad() && shape_is(e.grad(), {0, 4}), "zero-size parameters take part");
-    run(r + 1.0, static_cast<std::size_t>(r + 1), true);  // weights r + 1: sum (r+1)^2 / sum (r+1)
-    double num = 0, den = 0;
-    for (int k = 1; k <= n; ++k) num += double(k) * k, den += k;
-    check(std::abs(a.grad()(0) - num / den) < 1e-15, "synchronize(local_samples) weighs by samples");
+    // DataParallel averages: a has gradient r + 1 everywhere, b only on rank 1 (2), c nowhere;
+    // the same with the reductions started by hooks during backward and without.
+    for (const bool overlap : {true, false}) {
+        const std::string how = overlap ? " (overlap)" : " (no overlap)";
+        auto a = tg::parameter(xt::xarray<double>{{1.0, 2.0}, {3.0, 4.0}});
+        auto b = tg::parameter(xt::xarray<double>{5.0});
+        auto c = tg::parameter(xt::xarray<double>{6.0});
+        auto e = tg::parameter(xt::xarray<double>(xt::zeros<double>({std::size_t{0}, std::size_t{4}})));
+        dist::DataParallelOptions small;
+        small.bucket_bytes = 24;  // several buckets: a alone, b c e together
+        small.overlap = overlap;
+        dist::DataParallel<double> dp({{"a", a}, {"b", b}, {"c", c}, {"e", e}}, small);
+        check(dp.num_buckets() == 2,
+              "DataParallel cuts buckets by bucket_bytes (" + std::to_string(dp.num_buckets()) + ")" + how);
+        auto run = [&](double wa, std::size_t weight, bool weighted) {
+            a.zero_grad();
+            b.zero_grad();
+            c.zero_grad();
+            e.zero_grad();
+            tg::Var<double> loss = tg::sum(a) * wa + tg::sum(e);
+            if (r == 1) loss = loss + tg::sum(b) * 2.0;
+            loss.backward();
+            weighted ? dp.synchronize(weight) : dp.synchronize();
+        };
+        for (int step = 0; step < 2; ++step) {  // the second after overlap's bucket rebuild
+            run(r + 1.0, 0, false);
+            check(xt::all(xt::equal(a.grad(), (n + 1) / 2.0)), "synchronize averages gradients" + how);
+            check(b.has_grad() && b.grad()(0) == 2.0 / n, "a rank without a gradient counts as zeros" + how);
+            check(!c.has_grad(), "a parameter with a gradient on no rank keeps none" + how);
+            check(e.has_grad() && shape_is(e.grad(), {0, 4}), "zero-size parameters take part" + how);
+            run(r + 1.0, static_cast<std::size_t>(r + 1), true);  // weights r + 1: sum (r+1)^2 / sum (r+1)
+            double num = 0, den = 0;
+            for (int k = 1; k <= n; ++k) num += double(k) * k, den += k;
+            check(std::abs(a.grad()(0) - num / den) < 1e-15, "synchronize(local_samples) weighs by samples" + how);
+            run(r + 1.0, 5, true);  // equal weights
+            check(xt::all(xt::equal(a.grad(), (n + 1) / 2.0)), "equal weights give the plain mean" + how);
+        }
+        check(overlap == (dp.overlapped_reductions() > 0), "hooks start reductions during backward only with overlap" +
+                                                               how + ": " + std::to_string(dp.overlapped_reductions()));
+    }
+    overlap_matches_blocking(r);
 
     // Models that differ fail at construction on every rank, naming the first difference.
     check_throws(
@@ -239,7 +298,9 @@ void api(const dist::World& world)
 
 // ---- equality ----------------------------------------------------------------------------
 
-template <class T> double equality(const dist::World& world, const std::string& opt_name, std::size_t rows, double tol)
+template <class T>
+double equality(const dist::World& world, const std::string& opt_name, std::size_t rows, double tol,
+                bool overlap = true)
 {
     const int r = world.rank(), n = world.size();
     const auto data = make_data<T>(rows);
@@ -249,7 +310,10 @@ template <class T> double equality(const dist::World& world, const std::string& 
     const auto start = model.parameters()[0].value();
     auto ref_opt = make_optimizer<T>(opt_name, reference.parameters());
     auto opt = make_optimizer<T>(opt_name, model.parameters());
-    dist::DataParallel<T> dp(model.named_parameters());
+    dist::DataParallelOptions options;
+    options.overlap = overlap;
+    options.bucket_bytes = 512;  // several buckets, so that hooks start some during backward
+    dist::DataParallel<T> dp(model.named_parameters(), options);
     tg::data::DataLoader<T> loader(data, {per_rank * n, true, false, 11});
     dist::DistributedSampler sampler(data.size(), per_rank, n, r, {true, 11, false});
     tg::Var<T> x = tg::constant(xt::xarray<T>()), xr = tg::constant(xt::xarray<T>());
@@ -290,7 +354,10 @@ template <class T> double equality(const dist::World& world, const std::string& 
         dist::all_reduce(hi, dist::ReduceOp::max);
         identical = identical && lo == hi;
     }
-    const std::string name = std::string(sizeof(T) == 8 ? "float64 " : "float32 ") + opt_name;
+    const std::string name =
+        std::string(sizeof(T) == 8 ? "float64 " : "float32 ") + opt_name + (overlap ? "" : " (no overlap)");
+    check(overlap == (dp.overlapped_reductions() > 0),
+          name + ": reductions started during backward: " + std::to_string(dp.overlapped_reductions()));
     check(identical, name + ": every rank holds the same parameters");
     check(max_abs(xt::xarray<T>(params[0].value() - start)) > 1e-2 || r != 0, name + ": training moved the weights");
     check(worst <= tol,
@@ -346,6 +413,7 @@ int main(int argc, char** argv)
     if (mode == "api") {
         api(world);
     } else if (mode == "equality") {
+        equality<double>(world, "sgd", 203, 1e-12, false);
         equality<double>(world, "sgd", 203, 1e-12);
         equality<double>(world, "adam", 209, 1e-12);
         equality<float>(world, "sgd", 203, 1e-5);

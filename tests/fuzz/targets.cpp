@@ -130,16 +130,23 @@ std::string idx_file(const std::vector<std::uint32_t>& dims, const std::string& 
     return out + data;
 }
 
+// The input parsed as a safetensors file into f; false when the parser refuses it.
+bool parsed(const std::uint8_t* data, std::size_t size, io::File& f)
+{
+    try {
+        f = io::parse(std::string(reinterpret_cast<const char*>(data), size), "fuzz.safetensors");
+        return true;
+    } catch (const Error&) {
+        return false;
+    }
+}
+
 }  // namespace
 
 int safetensors(const std::uint8_t* data, std::size_t size)
 {
     io::File f;
-    try {
-        f = io::parse(std::string(reinterpret_cast<const char*>(data), size), "fuzz.safetensors");
-    } catch (const Error&) {
-        return 0;
-    }
+    if (!parsed(data, size, f)) return 0;
     convert_all<float>(f);
     convert_all<double>(f);
     convert_all<std::int64_t>(f);
@@ -157,11 +164,7 @@ int safetensors(const std::uint8_t* data, std::size_t size)
 int checkpoint(const std::uint8_t* data, std::size_t size)
 {
     io::File f;
-    try {
-        f = io::parse(std::string(reinterpret_cast<const char*>(data), size), "fuzz.safetensors");
-    } catch (const Error&) {
-        return 0;
-    }
+    if (!parsed(data, size, f)) return 0;
     for (bool adam : {true, false}) {
         Run run(adam);
         const auto weights = run.model.parameters()[0].value();
