@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
@@ -35,30 +36,34 @@ double now_ms()
     return std::chrono::duration<double, std::milli>(Clock::now().time_since_epoch()).count();
 }
 
-// The main job's training step at batch 64 per rank (MLP 784-512-256-10, float32, 1 BLAS
+// A training step at batch 64 per rank (an MLP of the given widths, ReLU, float32, 1 BLAS
 // thread): forward, cross-entropy, backward and DataParallel::synchronize, with the
 // reductions started by gradient-ready hooks during backward (overlap) and without, the two
 // alternating step by step on the same weights. Medians of 60 after 10 warm-ups; a barrier
-// before each step, so that a step's time is its own.
-void data_parallel_steps(bool root)
+// before each step, so that a step's time is its own. BUCKET_KB sets bucket_bytes.
+void data_parallel_steps(bool root, const char* label, const std::vector<std::size_t>& widths)
 {
     namespace nn = tg::nn;
     tg::Generator gen(1);
     auto make = [&] {
         tg::Generator g(1);
         nn::Sequential<float> m;
-        m.add(nn::Dense<float>(784, 512, nn::Activation::relu, nn::init::he_uniform(), nn::init::zeros(), g));
-        m.add(nn::Dense<float>(512, 256, nn::Activation::relu, nn::init::he_uniform(), nn::init::zeros(), g));
-        m.add(nn::Dense<float>(256, 10, nn::Activation::none, nn::init::glorot_uniform(), nn::init::zeros(), g));
+        for (std::size_t l = 0; l + 1 < widths.size(); ++l) {
+            const bool last = l + 2 == widths.size();
+            m.add(nn::Dense<float>(widths[l], widths[l + 1], last ? nn::Activation::none : nn::Activation::relu,
+                                   nn::init::he_uniform(), nn::init::zeros(), g));
+        }
         return m;
     };
     nn::Sequential<float> fast = make(), slow = make();
     tg::dist::DataParallelOptions options;
+    if (const char* kb = std::getenv("BUCKET_KB")) options.bucket_bytes = std::size_t(std::atof(kb) * 1024);
+    options.overlap = true;
     tg::dist::DataParallel<float> dp_fast(fast.named_parameters(), options);
     options.overlap = false;
     tg::dist::DataParallel<float> dp_slow(slow.named_parameters(), options);
     std::uniform_real_distribution<float> u(0.0f, 1.0f);
-    xt::xarray<float> x = xt::zeros<float>({std::size_t{64}, std::size_t{784}});
+    xt::xarray<float> x = xt::zeros<float>({std::size_t{64}, widths[0]});
     for (float& v : x) v = u(gen);
     xt::xarray<std::int64_t> y = xt::zeros<std::int64_t>({std::size_t{64}});
     for (std::size_t i = 0; i < 64; ++i) y(i) = static_cast<std::int64_t>(i % 10);
@@ -89,12 +94,12 @@ void data_parallel_steps(bool root)
                    1000 * (dp_fast.communication_seconds() - comm_with) / 60};
     MPI_Allreduce(MPI_IN_PLACE, m, 4, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     if (root) {
-        std::printf("main job step (forward, backward, synchronize), no overlap: %.3f ms, of which blocked in MPI "
+        std::printf("%s step (forward, backward, synchronize), no overlap: %.3f ms, of which blocked in MPI "
                     "%.3f ms (%zu buckets)\n",
-                    m[0], m[2], dp_slow.num_buckets());
-        std::printf("main job step (forward, backward, synchronize), overlap: %.3f ms, of which blocked in MPI %.3f ms "
+                    label, m[0], m[2], dp_slow.num_buckets());
+        std::printf("%s step (forward, backward, synchronize), overlap: %.3f ms, of which blocked in MPI %.3f ms "
                     "(%zu buckets, %zu of %zu reductions started during backward)\n",
-                    m[1], m[3], dp_fast.num_buckets(), dp_fast.overlapped_reductions(),
+                    label, m[1], m[3], dp_fast.num_buckets(), dp_fast.overlapped_reductions(),
                     dp_fast.overlapped_reductions() + dp_fast.synchronous_reductions());
     }
 }
@@ -126,7 +131,8 @@ int main(int argc, char** argv)
         }
     }
 
-    data_parallel_steps(root);
+    data_parallel_steps(root, "main job MLP 784-512-256-10", {784, 512, 256, 10});
+    data_parallel_steps(root, "deep MLP 256-1024-1024-1024-1024-10", {256, 1024, 1024, 1024, 1024, 10});
 
     // The backward of the main job's MLP (784-512-256-10) at batch 64 per rank: for each
     // layer, the weight gradient x^T g and the input gradient g W^T.

@@ -113,19 +113,24 @@ void barrier();
 struct DataParallelOptions {
     /// Gradients are packed into buckets of at most this many bytes (a parameter larger
     /// than that gets a bucket of its own) and each bucket is reduced with one allreduce.
-    /// Smaller buckets start communicating earlier in the backward; each costs one more
-    /// allreduce call.
-    std::size_t bucket_bytes = std::size_t{1} << 20;
+    /// With overlap, smaller buckets start communicating earlier in the backward.
+    std::size_t bucket_bytes = std::size_t{4} << 20;
     /// Copy rank 0's parameter values to every rank at construction.
     bool broadcast_parameters = true;
-    /// Overlap communication with backward: a bucket's allreduce starts, from a
-    /// gradient-ready hook (tg::register_post_accumulate_grad_hook), as soon as backward has
-    /// finished all its gradients, while the backward of earlier layers is still running;
-    /// synchronize() then only waits for the reductions and starts those of buckets whose
-    /// gradients did not all become ready. After the first synchronize the buckets are
-    /// rebuilt in the order rank 0's gradients became ready (as DDP does), so that each
-    /// bucket fills up as early as possible. Off: synchronize() does all the work.
-    bool overlap = true;
+    /// Overlap communication with backward, as DDP does: a bucket's reduction
+    /// (MPI_Iallreduce) starts from a gradient-ready hook (tg::register_post_accumulate_grad_hook)
+    /// as soon as backward has finished all its gradients, while the backward of earlier
+    /// layers still runs; synchronize() then waits for the reductions and starts those of
+    /// buckets whose gradients did not all become ready. After the first synchronize the
+    /// buckets are rebuilt in the order rank 0's gradients became ready. Every rank must
+    /// pass the same value.
+    ///
+    /// Off by default, because on the machines measured (bench/RESULTS.md) it does not pay:
+    /// Open MPI without an asynchronous progress thread advances a started reduction only
+    /// inside MPI calls (here: when a hook runs, and at synchronize), and its nonblocking
+    /// allreduce is slower than the blocking one. Try it where the MPI library progresses
+    /// reductions in the background (hardware offload, a progress thread).
+    bool overlap = false;
 };
 
 /// Averages the gradients of a model's parameters over all ranks.

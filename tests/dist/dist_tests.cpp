@@ -150,6 +150,7 @@ void overlap_matches_blocking(int r)
     auto fast = make_model<double>(5, 16, true), slow = make_model<double>(5, 16, true);
     dist::DataParallelOptions o;
     o.bucket_bytes = 600;  // a few small buckets
+    o.overlap = true;
     dist::DataParallel<double> dp_fast(fast.named_parameters(), o);
     o.overlap = false;
     dist::DataParallel<double> dp_slow(slow.named_parameters(), o);
@@ -376,7 +377,10 @@ int fault(const dist::World& world, const std::string& mode)
 {
     auto model = make_model<double>(3);
     auto opt = make_optimizer<double>("sgd", model.parameters());
-    dist::DataParallel<double> dp(model.named_parameters());
+    dist::DataParallelOptions options;
+    options.overlap = true;  // reductions in flight when rank 1 fails
+    options.bucket_bytes = 512;
+    dist::DataParallel<double> dp(model.named_parameters(), options);
     const auto data = make_data<double>(400);
     dist::DistributedSampler sampler(data.size(), 8, world.size(), world.rank(), {true, 5, false});
     tg::Var<double> x = tg::constant(xt::xarray<double>());
