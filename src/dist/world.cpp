@@ -11,6 +11,7 @@
 #include <exception>
 #include <functional>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "dist/internal.hpp"
@@ -65,9 +66,15 @@ State state;
 
 // std::exit with the World still alive (a World in main is destroyed before exit handlers
 // run; one made static is destroyed before this handler, which was registered earlier).
-void on_exit()
+// glibc's on_exit hands the handler the status given to exit, which the job then ends with
+// (1 for exit(0): a rank that leaves early is a failure of the job).
+void exiting(int status, void*)
 {
-    if (state.alive) abort_job("the process is exiting (std::exit) while its tg::dist::World is alive", 1);
+    if (state.alive) {
+        abort_job("the process is exiting (std::exit, status " + std::to_string(status) +
+                      ") while its tg::dist::World is alive",
+                  status != 0 ? status : 1);
+    }
 }
 
 }  // namespace
@@ -96,7 +103,7 @@ World::World(int& argc, char**& argv, WorldOptions options) : options_(options)
     state.size = size_;
     if (!state.handlers_installed) {
         state.previous_terminate = std::set_terminate(on_terminate);
-        std::atexit(on_exit);
+        ::on_exit(exiting, nullptr);
         state.handlers_installed = true;
     }
 }
