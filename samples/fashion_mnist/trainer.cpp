@@ -166,6 +166,51 @@ void Trainer::reseed_dropout_for_rank()
 #endif
 }
 
+// A distributed checkpoint also holds every other rank's dropout generators, so that a
+// resumed run draws the same masks as an uninterrupted one: rank r's as the extra entry
+// "rng.rank<r>", one "name state" line per generator. Collective: every rank calls it, and
+// rank 0 gets them all.
+std::map<std::string, std::string> Trainer::rank_generator_states()
+{
+    std::map<std::string, std::string> out;
+#ifdef TAPEGRAD_HAVE_DIST
+    std::ostringstream mine;
+    for (auto& [name, gen] : model_.named_generators()) mine << name << ' ' << *gen << '\n';
+    const std::string text = mine.str();
+    for (int r = 1; r < tg::dist::size(); ++r) {
+        xt::xarray<std::int64_t> chars = xt::zeros<std::int64_t>({tg::dist::rank() == r ? text.size() : 0});
+        if (tg::dist::rank() == r) std::copy(text.begin(), text.end(), chars.begin());
+        tg::dist::broadcast(chars, r);
+        if (tg::dist::rank() == 0) out["rng.rank" + std::to_string(r)] = std::string(chars.begin(), chars.end());
+    }
+#endif
+    return out;
+}
+
+// This rank's generators from its "rng.rank<r>" entry; false when the checkpoint has none
+// (one written by a single process or by fewer ranks).
+bool Trainer::restore_rank_generators(const tg::io::CheckpointInfo& info)
+{
+#ifdef TAPEGRAD_HAVE_DIST
+    const auto it = info.extra.find("rng.rank" + std::to_string(tg::dist::rank()));
+    if (it == info.extra.end()) return false;
+    std::istringstream in(it->second);
+    std::map<std::string, tg::Generator> states;
+    std::string name;
+    tg::Generator g;
+    while (in >> name >> g) states[name] = g;
+    const auto gens = model_.named_generators();
+    for (const auto& [n, gen] : gens) {
+        if (states.count(n) == 0) return false;  // another model's entry: derive instead
+    }
+    for (auto& [n, gen] : gens) *gen = states[n];
+    return true;
+#else
+    (void)info;
+    return false;
+#endif
+}
+
 double Trainer::communication_seconds() const
 {
 #ifdef TAPEGRAD_HAVE_DIST
@@ -285,14 +330,18 @@ void Trainer::run(Progress& progress, const std::function<void(const EpochResult
         history_.push_back(r);
         // In a distributed run every rank holds the same model and optimiser state: rank 0 saves.
         const bool root = !config_.distributed || rank() == 0;
-        if (!config_.checkpoint.empty() && root) save_checkpoint(config_.checkpoint);
+        if (!config_.checkpoint.empty()) {
+            const auto states = config_.distributed ? rank_generator_states() : std::map<std::string, std::string>{};
+            if (root) save_checkpoint(config_.checkpoint, states);
+        }
         on_epoch(r);
     }
 }
 
-void Trainer::save_checkpoint(const std::string& path)
+void Trainer::save_checkpoint(const std::string& path, const std::map<std::string, std::string>& rank_states)
 {
     tg::io::CheckpointInfo info;
+    info.extra = rank_states;
     info.epoch = static_cast<std::uint64_t>(completed_);
     info.step = steps_;
     info.extra["architecture"] = architecture();
@@ -316,7 +365,7 @@ void Trainer::resume(const std::string& path)
     const auto h = info.extra.find("history");
     history_ = h == info.extra.end() ? std::vector<EpochResult>{} : history_from_text(h->second);
     if (schedule_) schedule_->set_epoch(info.epoch);
-    if (config_.distributed) reseed_dropout_for_rank();
+    if (config_.distributed && !restore_rank_generators(info)) reseed_dropout_for_rank();
 }
 
 }  // namespace fashion

@@ -4,10 +4,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <tapegrad/checkpoint.hpp>
 #include <tapegrad/data.hpp>
 #include <tapegrad/nn.hpp>
 #include <tapegrad/optim.hpp>
@@ -82,8 +84,10 @@ public:
     double communication_seconds() const;
 
 private:
-    void save_checkpoint(const std::string& path);
+    void save_checkpoint(const std::string& path, const std::map<std::string, std::string>& rank_states = {});
     void reseed_dropout_for_rank();
+    std::map<std::string, std::string> rank_generator_states();
+    bool restore_rank_generators(const tg::io::CheckpointInfo& info);
     std::string architecture() const;
 
     Config config_;
