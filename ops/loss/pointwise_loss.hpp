@@ -84,16 +84,21 @@ private:
 
 /// The checks every pointwise loss makes: pred and target of the same shape.
 /// `first` and `second` name the inputs in the message ("pred is", "logits are").
+template <class S>
+[[noreturn]] __attribute__((noinline)) void throw_different_shapes(const char* op, const S& sp, const S& st,
+                                                                   const char* first, const char* second)
+{
+    throw Error(std::string(op) + ": " + first + " " + format_shape(sp) + " but " + second + " " + format_shape(st) +
+                "; the shapes must be equal");
+}
+
 template <class T>
-void check_same_shape(const char* op, const Var<T>& pred, const Var<T>& target, const char* first = "pred is",
-                      const char* second = "target is")
+TAPEGRAD_ALWAYS_INLINE void check_same_shape(const char* op, const Var<T>& pred, const Var<T>& target,
+                                             const char* first = "pred is", const char* second = "target is")
 {
     const auto& sp = input_shape(op, pred);
     const auto& st = input_shape(op, target);
-    if (!detail::shapes_equal(sp, st)) {
-        throw Error(std::string(op) + ": " + first + " " + format_shape(sp) + " but " + second + " " +
-                    format_shape(st) + "; the shapes must be equal");
-    }
+    if (!detail::shapes_equal(sp, st)) throw_different_shapes(op, sp, st, first, second);
 }
 
 /// torch expression of a reduction argument.
