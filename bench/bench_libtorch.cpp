@@ -217,6 +217,31 @@ void W6_attention_libtorch(benchmark::State& state)
 }
 BENCHMARK(W6_attention_libtorch)->Unit(benchmark::kMicrosecond);
 
+// W7: the same conv2d forward + backward (oneDNN through ATen), grad_out ones.
+void W7_conv2d_libtorch(benchmark::State& state)
+{
+    const auto n = state.range(0), c = state.range(1), hw = state.range(2), o = state.range(3);
+    const bool input_grad = c > 1;
+    auto x = from(bench::uniform_values(static_cast<std::size_t>(n * c * hw * hw), -1.0f, 1.0f, 70), {n, c, hw, hw})
+                 .requires_grad_(input_grad);
+    auto w = from(bench::uniform_values(static_cast<std::size_t>(o * c * 9), -0.2f, 0.2f, 71), {o, c, 3, 3})
+                 .requires_grad_(true);
+    const auto seed = torch::ones({n, o, hw, hw});
+    for (auto _ : state) {
+        auto y = torch::conv2d(x, w, {}, 1, 1);
+        y.backward(seed);
+        if (input_grad) x.mutable_grad().reset();
+        w.mutable_grad().reset();
+        benchmark::DoNotOptimize(y.data_ptr());
+    }
+}
+BENCHMARK(W7_conv2d_libtorch)
+    ->Args({128, 1, 28, 32})
+    ->Args({128, 32, 14, 64})
+    ->Args({64, 64, 56, 64})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 }  // namespace
 
 int main(int argc, char** argv)

@@ -12,6 +12,7 @@
 //       (chunk, transpose) measures what those copies cost
 
 #include <cmath>
+#include <cstdlib>
 
 #include <benchmark/benchmark.h>
 
@@ -281,6 +282,35 @@ void W6_attention_nocopy_tapegrad(benchmark::State& state)
     }
 }
 BENCHMARK(W6_attention_nocopy_tapegrad)->Unit(benchmark::kMicrosecond);
+
+// W7: conv2d forward + backward (3x3, padding 1, no bias) on the main job's two layers and
+// a ResNet block's, float; grad_out is a fixed array of ones. Threads: TAPEGRAD_BENCH_THREADS
+// (default 1) for BLAS and oneDNN alike.
+void W7_conv2d_tapegrad(benchmark::State& state)
+{
+    const char* threads = std::getenv("TAPEGRAD_BENCH_THREADS");
+    tg::set_num_threads(threads != nullptr ? std::atoi(threads) : 1);
+    const auto n = static_cast<std::size_t>(state.range(0)), c = static_cast<std::size_t>(state.range(1)),
+               hw = static_cast<std::size_t>(state.range(2)), o = static_cast<std::size_t>(state.range(3));
+    const bool input_grad = c > 1;  // the first layer's input is data
+    const xt::xarray<float> xv = from(bench::uniform_values(n * c * hw * hw, -1.0f, 1.0f, 70), {n, c, hw, hw});
+    V x = input_grad ? tg::parameter(xv) : tg::constant(xv);
+    V w = tg::parameter(from(bench::uniform_values(o * c * 9, -0.2f, 0.2f, 71), {o, c, 3, 3}));
+    const xt::xarray<float> seed = xt::ones<float>({n, o, hw, hw});
+    for (auto _ : state) {
+        V y = tg::conv2d(x, w, V(), {1, 1}, {1, 1});
+        y.backward(seed);
+        if (input_grad) x.zero_grad();
+        w.zero_grad();
+        benchmark::DoNotOptimize(w.grad().data());
+    }
+}
+BENCHMARK(W7_conv2d_tapegrad)
+    ->Args({128, 1, 28, 32})
+    ->Args({128, 32, 14, 64})
+    ->Args({64, 64, 56, 64})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 

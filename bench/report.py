@@ -163,6 +163,21 @@ def parse_libtorch(path):
     return times, acc
 
 
+def training_runs(folder, setting):
+    """Epoch times and final accuracies of every tapegrad and libtorch log of one setting."""
+    tt, lt, ta, la = [], [], [], []
+    for name in sorted(os.listdir(folder)):
+        if name.startswith(f"fashion_tapegrad_{setting}_"):
+            t, a = parse_tapegrad(os.path.join(folder, name))
+            tt += t
+            ta.append(a)
+        if name.startswith(f"fashion_libtorch_{setting}_"):
+            t, a = parse_libtorch(os.path.join(folder, name))
+            lt += t
+            la.append(a)
+    return tt, lt, ta, la
+
+
 def fashion(folder, command, env_coretype):
     env_label = f"`OPENBLAS_CORETYPE={env_coretype}` as this environment sets it" if env_coretype else "as the environment sets them"
     lines = ["## Fashion-MNIST: the reference recipe, tapegrad beside libtorch\n",
@@ -181,21 +196,61 @@ def fashion(folder, command, env_coretype):
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for kernels, label in (("env", "environment"), ("auto", "OpenBLAS's choice")):
         for threads in (1, 2):
-            tt, lt, ta, la = [], [], [], []
-            for name in sorted(os.listdir(folder)):
-                if name.startswith(f"fashion_tapegrad_{kernels}_{threads}_"):
-                    t, a = parse_tapegrad(os.path.join(folder, name))
-                    tt += t
-                    ta.append(a)
-                if name.startswith(f"fashion_libtorch_{kernels}_{threads}_"):
-                    t, a = parse_libtorch(os.path.join(folder, name))
-                    lt += t
-                    la.append(a)
+            tt, lt, ta, la = training_runs(folder, f"{kernels}_{threads}")
             if not tt or not lt:
                 continue
             tm, lm = statistics.median(tt), statistics.median(lt)
             lines.append(f"| {label} | {threads} | {tm:.3f} | {lm:.3f} | {tm / lm:.2f}x | {60000 / tm:.0f} | {60000 / lm:.0f} | "
                          f"{ta[-1]:.2f}% | {la[-1]:.2f}% |")
+    return "\n".join(lines) + "\n"
+
+
+CONV_SHAPES = [("128/1/28/32", "main job layer 1: x [128, 1, 28, 28], w [32, 1, 3, 3] (no input gradient)"),
+               ("128/32/14/64", "main job layer 2: x [128, 32, 14, 14], w [64, 32, 3, 3]"),
+               ("64/64/56/64", "ResNet block: x [64, 64, 56, 56], w [64, 64, 3, 3]")]
+
+
+def conv(folder, command):
+    """W7: conv2d forward + backward, tapegrad against libtorch at 1 and 2 threads."""
+    lines = [f"## W7: conv2d forward + backward against libtorch\n",
+             f"`{command}` on {machine()}: 3x3, padding 1, no bias, float32, grad_out ones; medians of every",
+             "repetition of every round, the two programs alternating. Threads: tapegrad's `tg::set_num_threads`",
+             "(OpenBLAS and oneDNN), libtorch's `torch::set_num_threads`. Both run the convolution itself",
+             "through oneDNN (tapegrad: its convolution primitives on plain NCHW arrays, reordered to oneDNN's",
+             "blocked layout and back; libtorch: the same library through ATen).\n",
+             "| shapes | threads | tapegrad ms | libtorch ms | time ratio (tapegrad / libtorch) |",
+             "| --- | --- | --- | --- | --- |"]
+    for threads in (1, 2):
+        tg = medians(*rounds(folder, f"conv_tapegrad_{threads}_"))
+        lt = medians(*rounds(folder, f"conv_libtorch_{threads}_"))
+        for args, label in CONV_SHAPES:
+            t = tg.get(f"W7_conv2d_tapegrad/{args}/real_time")
+            l = lt.get(f"W7_conv2d_libtorch/{args}/real_time")
+            if t is None or l is None:
+                continue
+            lines.append(f"| {label} | {threads} | {t / 1e6:.2f} | {l / 1e6:.2f} | {t / l:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def fashion_cnn(folder, command):
+    """The main job's CNN recipe, tapegrad against libtorch at 1 and 2 threads."""
+    lines = ["## Fashion-MNIST: the main job's CNN, tapegrad beside libtorch\n",
+             f"Produced by `{command}` on this machine ({machine()}).",
+             "Recipe: conv(1->32, 3x3, pad 1, no bias)-BN-ReLU-maxpool 2, conv(32->64, 3x3, pad 1, no bias)-BN-ReLU-",
+             "maxpool 2, flatten, Linear(3136->128)-ReLU-Dropout(0.3), Linear(128->10), cross-entropy, Adam lr 1e-3 with",
+             "a cosine schedule per epoch, batch 128, float32; the same batches in the same order from the same initial",
+             "weights (libtorch's program takes them from tapegrad's loader and layers). The programs alternate, round",
+             "after round; epoch time is the training pass only, the median over all epochs of all rounds. Threads:",
+             "`--threads` for tapegrad (OpenBLAS and oneDNN); `--threads` (intra-op pool, oneDNN) and",
+             "`OPENBLAS_NUM_THREADS` for libtorch, which also runs with its tuned glibc malloc settings.\n",
+             "| threads | tapegrad s/epoch | libtorch s/epoch | time ratio (tapegrad / libtorch) | tapegrad test acc | libtorch test acc |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for threads in (1, 2):
+        tt, lt, ta, la = training_runs(folder, f"cnn_{threads}")
+        if not tt or not lt:
+            continue
+        tm, lm = statistics.median(tt), statistics.median(lt)
+        lines.append(f"| {threads} | {tm:.2f} | {lm:.2f} | {tm / lm:.2f}x | {ta[-1]:.2f}% | {la[-1]:.2f}% |")
     return "\n".join(lines) + "\n"
 
 
@@ -213,7 +268,11 @@ def replace_section(name, body):
 
 
 def main():
-    if sys.argv[1] == "--fashion":
+    if sys.argv[1] == "--fashion-cnn":
+        replace_section("fashion-cnn", fashion_cnn(sys.argv[2], sys.argv[3]))
+    elif sys.argv[1] == "--conv":
+        replace_section("conv", conv(sys.argv[2], sys.argv[3]))
+    elif sys.argv[1] == "--fashion":
         replace_section("fashion", fashion(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else ""))
     else:
         replace_section("micro", micro(sys.argv[1], sys.argv[2]))

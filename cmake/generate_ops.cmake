@@ -9,7 +9,7 @@
 #   cmake -DOPS_DIR=ops -DREADME=README.md -DMODE=update -P generate_ops.cmake
 
 cmake_minimum_required(VERSION 3.18)
-set(families elementwise reduction linalg shape nn loss)
+set(families elementwise reduction linalg shape nn loss conv pool)
 
 # Writes `content` to `path` only when it differs, so unchanged output rebuilds nothing.
 function(write_if_changed path content)

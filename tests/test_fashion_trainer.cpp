@@ -31,7 +31,7 @@ tg::data::Dataset<float> blobs(std::size_t n, std::uint64_t seed)
 
 fashion::Config small_config(const std::string& schedule)
 {
-    fashion::Config c;
+    fashion::Config c = fashion::Config::mlp();  // 12 synthetic features: no images
     c.epochs = 6;
     c.batch_size = 32;
     c.hidden = {16, 8};

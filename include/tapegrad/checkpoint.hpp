@@ -3,7 +3,8 @@
 /// Training checkpoints: model parameters, optimiser state, where training stands, and
 /// the random generators' states, in one safetensors file written atomically.
 ///
-/// Layout: tensors "model.<parameter name>" (the model's dtype), "optim.<state name>"
+/// Layout: tensors "model.<parameter or buffer name>" (the model's dtype; a count buffer
+/// such as num_batches_tracked as int64), "optim.<state name>"
 /// (float64, see Optimizer::state_names), "rng.default" and "rng.model.<generator name>"
 /// (int64: the words of the generators' standard textual states); metadata
 /// "tapegrad.checkpoint" = "1", "epoch", "step", "optimizer" (its name), and

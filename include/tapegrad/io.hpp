@@ -115,16 +115,17 @@ void save(const std::string& path, const File& file);
 /// Reads and parses the file at `path` (see parse()).
 File load(const std::string& path);
 
-/// Saves the module's named_parameters() (dtype F32 for float, F64 for double) with the
-/// given metadata.
+/// Saves the module's named_parameters() and named_buffers() (dtype F32 for float, F64 for
+/// double; a count buffer as a rank-0 I64), with the given metadata: the names and layout
+/// of a PyTorch state_dict for the same architecture, so either side loads the other's file.
 template <class T>
 void save_parameters(const std::string& path, const nn::Module<T>& module,
                      std::map<std::string, std::string> metadata = {});
 
-/// Loads parameters by name from named_parameters(), converting the dtype as Tensor::to
-/// does (an F32 file loads into a double model). The file must hold exactly the module's
-/// parameters with their shapes; otherwise tg::Error lists every missing name, unexpected
-/// name and shape mismatch. All or nothing: nothing is set unless everything checks out.
+/// Loads parameters and buffers by name (named_parameters(), named_buffers()), converting
+/// the dtype as Tensor::to does (an F32 file loads into a double model). The file must hold
+/// exactly the module's parameters and buffers with their shapes; otherwise tg::Error lists every missing name,
+/// unexpected name and shape mismatch. All or nothing: nothing is set unless everything checks out.
 template <class T> void load_parameters(const std::string& path, nn::Module<T>& module);
 
 namespace detail {

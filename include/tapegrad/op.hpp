@@ -489,11 +489,20 @@ struct OpSample {
     /// with PyTorch to record the forward value and the first- and second-order gradients
     /// that tests/test_op_reference.cpp replays. Empty: no PyTorch counterpart.
     std::string torch;
+    /// Inputs the op also accepts undefined (an optional weight or bias given as
+    /// `tg::Var<T>()`): the misuse tests do not expect an error for those.
+    std::vector<std::size_t> optional;
 
     /// Sets `torch` (for chaining after make_sample).
     OpSample&& with_torch(std::string expression) &&
     {
         torch = std::move(expression);
+        return std::move(*this);
+    }
+    /// Sets `optional` (for chaining after make_sample).
+    OpSample&& with_optional(std::vector<std::size_t> indices) &&
+    {
+        optional = std::move(indices);
         return std::move(*this);
     }
 };

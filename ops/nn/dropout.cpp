@@ -6,6 +6,7 @@
 // 100k-element mask costs microseconds, and the loop vectorises), and the same mask for
 // float and double from a generator in the same state.
 
+#include "mask_hash.hpp"
 #include "tapegrad/kit.hpp"
 
 namespace tg {
@@ -17,18 +18,6 @@ template <class T> Var<T> dropout(const Var<T>& x, detail::scalar_t<T> p, Genera
 //! end
 
 namespace {
-
-// A 32-bit finaliser (avalanching: every input bit flips each output bit with
-// probability about one half).
-inline std::uint32_t mix32(std::uint32_t x)
-{
-    x ^= x >> 16;
-    x *= 0x85ebca6bu;
-    x ^= x >> 13;
-    x *= 0xc2b2ae35u;
-    x ^= x >> 16;
-    return x;
-}
 
 template <class T> struct Dropout {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
@@ -42,14 +31,11 @@ template <class T> struct Dropout {
         if (mask.shape() != x.shape()) mask.resize(x.shape());
         const T keep = T(1) / (T(1) - p);
         const std::uint64_t key = (*gen)();
-        const auto lo = static_cast<std::uint32_t>(key), hi = static_cast<std::uint32_t>(key >> 32);
-        // Drop when the element's 24-bit uniform falls below p (p in steps of 2^-24).
-        const auto threshold = static_cast<std::uint32_t>(static_cast<double>(p) * 16777216.0);
+        const std::uint32_t threshold = dropout_mask::threshold(static_cast<double>(p));
         T* m = mask.data();
         const std::size_t n = x.size();
         for (std::size_t i = 0; i < n; ++i) {
-            const std::uint32_t u = mix32(mix32(static_cast<std::uint32_t>(i) ^ lo) + hi) >> 8;
-            m[i] = u < threshold ? T(0) : keep;
+            m[i] = dropout_mask::uniform24(i, key) < threshold ? T(0) : keep;
         }
         kernel::map<false>(
             n, c.output(x.shape()).data(), [](auto a, auto b) { return a * b; }, x.data(), static_cast<const T*>(m));

@@ -110,6 +110,27 @@ std::vector<EpochResult> history_from_text(const std::string& text)
 
 }  // namespace
 
+tg::nn::Sequential<float> make_cnn(std::size_t classes, double dropout, tg::Generator& gen)
+{
+    // PyTorch's default initialisation throughout (the layers' own defaults).
+    const nn::Conv2dOptions no_bias{{1, 1}, {1, 1}, {1, 1}, 1, false};
+    nn::Sequential<float> m;
+    m.add(nn::Conv2d<float>(1, 32, 3, no_bias, gen))
+        .add(nn::BatchNorm2d<float>(32))
+        .add(nn::ReLU<float>())
+        .add(nn::MaxPool2d<float>(2))
+        .add(nn::Conv2d<float>(32, 64, 3, no_bias, gen))
+        .add(nn::BatchNorm2d<float>(64))
+        .add(nn::ReLU<float>())
+        .add(nn::MaxPool2d<float>(2))
+        .add(nn::Flatten<float>())
+        .add(nn::Linear<float>(64 * 7 * 7, 128, true, gen))
+        .add(nn::ReLU<float>());
+    if (dropout > 0) m.add(nn::Dropout<float>(dropout, gen()));
+    m.add(nn::Linear<float>(128, classes, true, gen));
+    return m;
+}
+
 Trainer::Trainer(const Config& config, const tg::data::Dataset<float>& train, const tg::data::Dataset<float>& test)
     : config_(config), train_(train), test_(test), loader_(train, [&] {
           tg::data::DataLoader<float>::Options o;
@@ -121,14 +142,24 @@ Trainer::Trainer(const Config& config, const tg::data::Dataset<float>& train, co
 {
     if (config.epochs < 1) throw tg::Error("fashion_mnist: --epochs must be at least 1");
     tg::Generator gen(config.seed);
-    std::size_t in = train.num_features();
-    for (std::size_t h : config.hidden) {
-        model_.add(nn::Dense<float>(in, h, nn::Activation::relu, nn::init::he_uniform(), nn::init::zeros(), gen));
-        if (config.dropout > 0) model_.add(nn::Dropout<float>(config.dropout, gen()));
-        in = h;
-    }
     const auto classes = static_cast<std::size_t>(std::max(train.num_classes(), test.num_classes()));
-    model_.add(nn::Dense<float>(in, classes, nn::Activation::none, nn::init::glorot_uniform(), nn::init::zeros(), gen));
+    if (config.model == "cnn") {
+        if (train.num_features() != 28 * 28)
+            throw tg::Error("fashion_mnist: the cnn model needs 28x28 images, got " +
+                            std::to_string(train.num_features()) + " features");
+        model_ = make_cnn(classes, config.dropout, gen);
+    } else if (config.model == "mlp") {
+        std::size_t in = train.num_features();
+        for (std::size_t h : config.hidden) {
+            model_.add(nn::Dense<float>(in, h, nn::Activation::relu, nn::init::he_uniform(), nn::init::zeros(), gen));
+            if (config.dropout > 0) model_.add(nn::Dropout<float>(config.dropout, gen()));
+            in = h;
+        }
+        model_.add(
+            nn::Dense<float>(in, classes, nn::Activation::none, nn::init::glorot_uniform(), nn::init::zeros(), gen));
+    } else {
+        throw tg::Error("fashion_mnist: unknown model '" + config.model + "' (use cnn or mlp)");
+    }
     optimizer_ = make_optimizer(config, model_.parameters());
     schedule_ = make_schedule(config, *optimizer_);
     if (config.distributed) {
@@ -221,9 +252,22 @@ double Trainer::communication_seconds() const
 
 Trainer::~Trainer() = default;
 
+// The model's input: images [batch, 1, 28, 28] for the CNN, rows of pixels for the MLP.
+tg::Var<float> Trainer::forward(const tg::Var<float>& x)
+{
+    if (config_.model != "cnn") return model_(x);
+    const std::size_t n = x.shape()[0];
+    return model_(tg::reshape(x, {n, 1, 28, 28}));
+}
+
 std::string Trainer::architecture() const
 {
     std::ostringstream s;
+    if (config_.model == "cnn") {
+        s << "conv32-bn-relu-pool conv64-bn-relu-pool fc128 dropout " << config_.dropout << " fc"
+          << model_.output_features(std::nullopt).value_or(0) << ' ' << config_.optimizer;
+        return s.str();
+    }
     s << train_.num_features();
     for (std::size_t h : config_.hidden) s << '-' << h;
     s << '-' << model_.output_features(train_.num_features()).value_or(0) << " dropout " << config_.dropout << ' '
@@ -234,9 +278,9 @@ std::string Trainer::architecture() const
 std::string Trainer::describe() const
 {
     std::ostringstream s;
-    s << "MLP " << architecture() << " (lr " << config_.lr << ", weight decay " << config_.weight_decay << ", "
-      << config_.schedule << " schedule, batch " << config_.batch_size << ", " << config_.epochs << " epochs, "
-      << model_.num_parameters() << " parameters)";
+    s << (config_.model == "cnn" ? "CNN " : "MLP ") << architecture() << " (lr " << config_.lr << ", weight decay "
+      << config_.weight_decay << ", " << config_.schedule << " schedule, batch " << config_.batch_size << ", "
+      << config_.epochs << " epochs, " << model_.num_parameters() << " parameters)";
     return s.str();
 }
 
@@ -252,7 +296,7 @@ std::pair<double, double> Trainer::evaluate(const tg::data::Dataset<float>& data
         tg::Var<float> x =
             tg::constant(xt::xarray<float>(xt::view(data.features(), xt::range(first, first + count), xt::all())));
         const xt::xarray<std::int64_t> labels = xt::view(data.labels(), xt::range(first, first + count));
-        tg::Var<float> logits = model_(x);
+        tg::Var<float> logits = forward(x);
         loss += static_cast<double>(tg::cross_entropy(logits, labels).item()) * count;
         correct += count_correct(logits.value(), labels);
     }
@@ -294,7 +338,7 @@ void Trainer::run(Progress& progress, const std::function<void(const EpochResult
             optimizer_->zero_grad();
             const std::size_t count = labels.size();
             if (count > 0) {
-                tg::Var<float> logits = model_(x);
+                tg::Var<float> logits = forward(x);
                 tg::Var<float> loss = tg::cross_entropy(logits, labels);
                 loss.backward();
                 loss_sum += static_cast<double>(loss.item()) * count;

@@ -22,19 +22,24 @@
 
 namespace fashion {
 
-/// Everything the command line sets. The defaults are the recipe the README explains.
+/// Everything the command line sets. The defaults are the CNN recipe the README explains;
+/// Config::mlp() gives the MLP's.
 struct Config {
+    /// "cnn": conv(1->32, 3x3)-BN-ReLU-maxpool 2, conv(32->64, 3x3)-BN-ReLU-maxpool 2,
+    /// flatten, Linear(3136->128)-ReLU-Dropout, Linear(128->10); "mlp": Dense layers of
+    /// `hidden` widths with dropout.
+    std::string model = "cnn";
     std::string data_dir = "/usr/share/datasets/fashion-mnist";
-    int epochs = 20;     ///< planned epochs (the cosine schedule's horizon)
+    int epochs = 10;     ///< planned epochs (the cosine schedule's horizon)
     int stop_after = 0;  ///< stop after this epoch (0: run to `epochs`)
     std::size_t batch_size = 128;
     double lr = 1e-3;
-    std::string optimizer = "adamw";  ///< sgd | adam | adamw
-    double momentum = 0.9;            ///< sgd only
-    double weight_decay = 0.05;       ///< adamw: decoupled; sgd/adam: L2 in the gradient
-    std::vector<std::size_t> hidden = {512, 256};
-    double dropout = 0.2;
-    std::string schedule = "cosine";  ///< none | cosine | step
+    std::string optimizer = "adam";                ///< sgd | adam | adamw
+    double momentum = 0.9;                         ///< sgd only
+    double weight_decay = 0;                       ///< adamw: decoupled; sgd/adam: L2 in the gradient
+    std::vector<std::size_t> hidden = {512, 256};  ///< mlp only
+    double dropout = 0.3;                          ///< before the last layer (cnn), after each hidden layer (mlp)
+    std::string schedule = "cosine";               ///< none | cosine | step
     std::uint64_t seed = 1;
     int threads = 0;         ///< BLAS threads (0: OpenBLAS's default)
     std::string checkpoint;  ///< save here after every epoch
@@ -47,7 +52,23 @@ struct Config {
     /// trains on its shard of every batch of `batch_size` rows, gradients are averaged, and
     /// only rank 0 writes checkpoints.
     bool distributed = false;
+
+    /// The MLP's recipe: 784-512-256-10, dropout 0.2, AdamW (weight decay 0.05), 20 epochs.
+    static Config mlp()
+    {
+        Config c;
+        c.model = "mlp";
+        c.epochs = 20;
+        c.optimizer = "adamw";
+        c.weight_decay = 0.05;
+        c.dropout = 0.2;
+        return c;
+    }
 };
+
+/// The main job's CNN for 28x28 images (see Config::model), initialised from `gen` with
+/// PyTorch's defaults; its parameter names are those of the same torch.nn.Sequential.
+tg::nn::Sequential<float> make_cnn(std::size_t classes, double dropout, tg::Generator& gen);
 
 /// One epoch's figures.
 struct EpochResult {
@@ -89,6 +110,7 @@ private:
     std::map<std::string, std::string> rank_generator_states();
     bool restore_rank_generators(const tg::io::CheckpointInfo& info);
     std::string architecture() const;
+    tg::Var<float> forward(const tg::Var<float>& x);
 
     Config config_;
     const tg::data::Dataset<float>& train_;

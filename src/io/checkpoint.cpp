@@ -67,6 +67,7 @@ void save_checkpoint(const std::string& path, nn::Module<T>& model, const optim:
 {
     File f;
     for (const auto& np : model.named_parameters()) f.tensors[kModel + np.first] = Tensor::from(np.second.value());
+    for (const auto& nb : model.named_buffers()) f.tensors[kModel + nb.first] = detail::buffer_tensor(nb.second);
     for (const auto& kv : opt.state_dict()) f.tensors[kOptim + kv.first] = Tensor::from(kv.second);
     f.metadata["tapegrad.checkpoint"] = "1";
     f.metadata["epoch"] = std::to_string(info.epoch);
@@ -137,6 +138,18 @@ CheckpointInfo load_checkpoint(const File& f, const std::string& path, nn::Modul
         }
         values.emplace_back(np.second, std::move(v));
     }
+    std::vector<detail::BufferValue<T>> buffers;
+    for (const auto& nb : model.named_buffers()) {
+        const auto it = f.tensors.find(kModel + nb.first);
+        if (it == f.tensors.end()) {
+            problems += "\n  missing buffer '" + nb.first + "'";
+            continue;
+        }
+        buffers.emplace_back();
+        const std::string problem =
+            detail::read_buffer(it->second, nb.first, nb.second, path + ": tensor '" + it->first + "'", buffers.back());
+        if (!problem.empty()) problems += "\n  " + problem;
+    }
     std::map<std::string, xt::xarray<double>> state;
     for (const auto& kv : f.tensors) {
         if (starts_with(kv.first, kModel)) {
@@ -153,6 +166,7 @@ CheckpointInfo load_checkpoint(const File& f, const std::string& path, nn::Modul
         const std::string name = kv.first.substr(std::string(kModel).size());
         bool known = false;
         for (const auto& np : model.named_parameters()) known = known || np.first == name;
+        for (const auto& nb : model.named_buffers()) known = known || nb.first == name;
         if (!known) problems += "\n  unexpected parameter '" + name + "'";
     }
     std::vector<std::pair<Generator*, Generator>> generators;
@@ -183,6 +197,7 @@ CheckpointInfo load_checkpoint(const File& f, const std::string& path, nn::Modul
         throw Error(path + ": the optimiser state does not fit: " + e.what());
     }
     for (auto& pv : values) pv.first.set_value(pv.second);
+    for (const auto& b : buffers) b.assign();
     for (auto& g : generators) *g.first = g.second;
     default_generator() = default_state;
     return info;

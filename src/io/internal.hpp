@@ -12,6 +12,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "tapegrad/io.hpp"
+#include "tapegrad/nn.hpp"
 
 namespace tg::io::detail {
 
@@ -49,6 +50,26 @@ void check_bytes(const Tensor& t, const std::string& where);
 // The elements of t as an array of T (see Tensor::to); `where` starts every message.
 // Instantiated in tensor.cpp for the io element types.
 template <class T> xt::xarray<T> convert(const Tensor& t, const std::string& where);
+
+// --- defined in parameters.cpp -------------------------------------------------------
+
+// A module buffer's value read from a file, checked but not yet set (loading is all or
+// nothing: everything is read and checked before anything changes).
+template <class T> struct BufferValue {
+    nn::BufferRef<T> ref;
+    xt::xarray<T> values;
+    std::int64_t count = 0;
+    void assign() const;
+};
+
+// The tensor that stores a buffer (the model's dtype; a count as a rank-0 I64).
+template <class T> Tensor buffer_tensor(const nn::BufferRef<T>& buffer);
+
+// Reads buffer `name` from `t` into `out`; returns what is wrong ("" when nothing is), e.g.
+// "buffer 'running_mean' is [3] in the file but [4] in the model". `where` starts conversion errors.
+template <class T>
+std::string read_buffer(const Tensor& t, const std::string& name, const nn::BufferRef<T>& buffer,
+                        const std::string& where, BufferValue<T>& out);
 
 // --- defined in checksum.cpp ---------------------------------------------------------
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "kernels/conv.hpp"
 #include "tapegrad/runtime.hpp"
 
 namespace tg {
@@ -49,8 +50,8 @@ inline blasint bi(std::size_t v)
     return static_cast<blasint>(v);
 }
 
-void gemv(CBLAS_TRANSPOSE t, std::size_t m, std::size_t n, float alpha, const float* a, std::size_t lda,
-          const float* x, std::size_t incx, float beta, float* y, std::size_t incy)
+void gemv(CBLAS_TRANSPOSE t, std::size_t m, std::size_t n, float alpha, const float* a, std::size_t lda, const float* x,
+          std::size_t incx, float beta, float* y, std::size_t incy)
 {
     cblas_sgemv(CblasRowMajor, t, bi(m), bi(n), alpha, a, bi(lda), x, bi(incx), beta, y, bi(incy));
 }
@@ -116,6 +117,7 @@ void set_num_threads(int n)
 {
     if (n < 1) throw Error("set_num_threads: the thread count must be at least 1, got " + std::to_string(n));
     openblas_set_num_threads(n);
+    conv::set_threads(n);
 }
 
 int get_num_threads()

@@ -302,6 +302,15 @@ template <class T> std::vector<std::pair<std::string, Var<T>>> Sequential<T>::na
     return out;
 }
 
+template <class T> std::vector<std::pair<std::string, BufferRef<T>>> Sequential<T>::named_buffers()
+{
+    std::vector<std::pair<std::string, BufferRef<T>>> out;
+    for (std::size_t i = 0; i < modules_.size(); ++i) {
+        for (auto& nb : modules_[i]->named_buffers()) out.emplace_back(std::to_string(i) + "." + nb.first, nb.second);
+    }
+    return out;
+}
+
 template <class T> std::vector<std::pair<std::string, Generator*>> Sequential<T>::named_generators()
 {
     std::vector<std::pair<std::string, Generator*>> out;

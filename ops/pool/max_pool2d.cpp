@@ -1,0 +1,69 @@
+// ops/pool/max_pool2d.cpp — y[n, c, i, j] = max over the window of x [N, C, H, W] padded with -inf:
+//   rows i * sh - ph + [0, kh), columns j * sw - pw + [0, kw); y is [N, C, OH, OW] with
+//   OH = (H + 2 ph - kh) / sh + 1, OW = (W + 2 pw - kw) / sw + 1   (torch.nn.functional.max_pool2d,
+//   ceil_mode off, dilation 1; the first maximum in row-major window order wins a tie)
+//   vjp: grad_x [N, C, H, W] = grad_out [N, C, OH, OW] added at each window's saved arg-max
+//        (overlapping windows add up), 0 elsewhere                            (pooling.hpp)
+// The forward saves the arg-max positions (int64, y's shape) so that neither the backward
+// nor the vjp rule rescans x; the rule is the internal op max_pool2d_backward.
+
+#include "pooling.hpp"
+
+namespace tg {
+
+//! public
+/// Max pooling over the H, W windows of x [N, C, H, W] (torch.nn.functional.max_pool2d, padding with -inf).
+/// stride {0, 0} means stride = kernel; padding at most half the kernel.
+template <class T>
+Var<T> max_pool2d(const Var<T>& x, std::array<std::size_t, 2> kernel, std::array<std::size_t, 2> stride = {0, 0},
+                  std::array<std::size_t, 2> padding = {0, 0});
+//! end
+
+namespace {
+
+struct Names {
+    static constexpr const char* op = TAPEGRAD_OP_NAME;
+    static constexpr const char* backward = TAPEGRAD_OP_NAME "_backward";
+    static constexpr const char* double_backward = TAPEGRAD_OP_NAME "_double_backward";
+};
+
+}  // namespace
+
+template <class T>
+Var<T> max_pool2d(const Var<T>& x, std::array<std::size_t, 2> kernel, std::array<std::size_t, 2> stride,
+                  std::array<std::size_t, 2> padding)
+{
+    const auto& s = input_shape(TAPEGRAD_OP_NAME, x);
+    return record(pool::MaxPool<Names>{pool::window_geometry(Names::op, s, false, kernel, stride, padding)}, x);
+}
+
+template Var<float> max_pool2d<float>(const Var<float>&, std::array<std::size_t, 2>, std::array<std::size_t, 2>,
+                                      std::array<std::size_t, 2>);
+template Var<double> max_pool2d<double>(const Var<double>&, std::array<std::size_t, 2>, std::array<std::size_t, 2>,
+                                        std::array<std::size_t, 2>);
+
+}  // namespace tg
+
+TAPEGRAD_OP_SAMPLES(rng)
+{
+    using Pair = std::array<std::size_t, 2>;
+    std::vector<tg::OpSample> out;
+    // Values spaced apart (a permutation): finite differences never cross a tie.
+    auto sample = [&](std::string label, const std::vector<std::size_t>& shape, Pair k, Pair s, Pair p) {
+        const Pair stride{s[0] == 0 ? k[0] : s[0], s[1] == 0 ? k[1] : s[1]};
+        out.push_back(tg::make_sample(
+                          std::move(label), {tg::pool::distinct_values(rng, shape)},
+                          [k, s, p](const auto& v) { return tg::max_pool2d(v[0], k, s, p); },
+                          [k, stride, p](const auto& x) { return tg::pool::reference_pool(x[0], k, stride, p, true); })
+                          .with_torch("torch.nn.functional.max_pool2d(x[0], " + tg::pool::torch_pair(k) + ", stride=" +
+                                      tg::pool::torch_pair(stride) + ", padding=" + tg::pool::torch_pair(p) + ")"));
+    };
+    sample("(1,1,4,4) k2 s2", {1, 1, 4, 4}, {2, 2}, {2, 2}, {0, 0});
+    sample("(2,3,2,2) k2 default stride", {2, 3, 2, 2}, {2, 2}, {0, 0}, {0, 0});
+    sample("(1,2,5,5) k3 s2 p1", {1, 2, 5, 5}, {3, 3}, {2, 2}, {1, 1});
+    sample("(1,1,5,6) k(2,3) s(1,2)", {1, 1, 5, 6}, {2, 3}, {1, 2}, {0, 0});
+    sample("(2,1,3,5) k(3,2) s(3,1) p(1,1)", {2, 1, 3, 5}, {3, 2}, {3, 1}, {1, 1});
+    sample("(1,1,5,5) k2 s3", {1, 1, 5, 5}, {2, 2}, {3, 3}, {0, 0});
+    sample("(0,2,4,4) k2 empty", {0, 2, 4, 4}, {2, 2}, {0, 0}, {0, 0});
+    return out;
+}
