@@ -63,6 +63,7 @@ int main(int argc, char** argv)
                    "Dropout before the last layer (cnn), after each hidden layer (mlp); 0: off [cnn]")
         ->check(CLI::Range(0.0, 0.99))
         ->capture_default_str();
+    app.add_flag("--flip", c.flip, "cnn: mirror a random half of the training images each epoch");
     app.add_option("--schedule", c.schedule, "Learning-rate schedule: none, cosine or step")
         ->check(CLI::IsMember({"none", "cosine", "step"}))
         ->capture_default_str();

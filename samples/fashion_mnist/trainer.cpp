@@ -2,6 +2,7 @@
 
 #include "trainer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <sstream>
@@ -109,6 +110,20 @@ std::vector<EpochResult> history_from_text(const std::string& text)
 }
 
 }  // namespace
+
+void flip_images(float* rows, const std::size_t* ids, std::size_t count, std::uint64_t seed, std::uint64_t epoch)
+{
+    for (std::size_t i = 0; i < count; ++i) {
+        // splitmix64 of the three: a fair, independent coin per (seed, epoch, image).
+        std::uint64_t z = seed * 0x9e3779b97f4a7c15ULL + (epoch << 32) + ids[i] + 0x632be59bd9b4e019ULL;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        z ^= z >> 31;
+        if ((z & 1) == 0) continue;
+        float* image = rows + i * 28 * 28;
+        for (std::size_t r = 0; r < 28; ++r) std::reverse(image + r * 28, image + r * 28 + 28);
+    }
+}
 
 tg::nn::Sequential<float> make_cnn(std::size_t classes, double dropout, tg::Generator& gen)
 {
@@ -265,7 +280,8 @@ std::string Trainer::architecture() const
     std::ostringstream s;
     if (config_.model == "cnn") {
         s << "conv32-bn-relu-pool conv64-bn-relu-pool fc128 dropout " << config_.dropout << " fc"
-          << model_.output_features(std::nullopt).value_or(0) << ' ' << config_.optimizer;
+          << model_.output_features(std::nullopt).value_or(0) << ' ' << config_.optimizer
+          << (config_.flip ? " flips" : "");
         return s.str();
     }
     s << train_.num_features();
@@ -326,15 +342,23 @@ void Trainer::run(Progress& progress, const std::function<void(const EpochResult
         std::size_t correct = 0, seen = 0;
         const auto start = Clock::now();
         for (std::size_t b = 0; b < steps; ++b) {
+            const std::size_t* ids = nullptr;  // the batch's rows of the data set
 #ifdef TAPEGRAD_HAVE_DIST
             if (sampler_) {
                 sampler_->fill(train_, b, x.mutable_value(), labels);
+                ids = sampler_->indices().data() + sampler_->batch_range(b).first;
             } else {
                 loader_.fill(b, x.mutable_value(), labels);  // straight into the input's buffer
+                ids = loader_.order().data() + b * config_.batch_size;
             }
 #else
             loader_.fill(b, x.mutable_value(), labels);  // straight into the input's buffer
+            ids = loader_.order().data() + b * config_.batch_size;
 #endif
+            if (config_.model == "cnn" && config_.flip) {
+                flip_images(x.mutable_value().data(), ids, labels.size(), config_.seed,
+                            static_cast<std::uint64_t>(epoch - 1));
+            }
             optimizer_->zero_grad();
             const std::size_t count = labels.size();
             if (count > 0) {

@@ -30,7 +30,7 @@ struct Config {
     /// `hidden` widths with dropout.
     std::string model = "cnn";
     std::string data_dir = "/usr/share/datasets/fashion-mnist";
-    int epochs = 10;     ///< planned epochs (the cosine schedule's horizon)
+    int epochs = 12;     ///< planned epochs (the cosine schedule's horizon)
     int stop_after = 0;  ///< stop after this epoch (0: run to `epochs`)
     std::size_t batch_size = 128;
     double lr = 1e-3;
@@ -39,6 +39,7 @@ struct Config {
     double weight_decay = 0;                       ///< adamw: decoupled; sgd/adam: L2 in the gradient
     std::vector<std::size_t> hidden = {512, 256};  ///< mlp only
     double dropout = 0.3;                          ///< before the last layer (cnn), after each hidden layer (mlp)
+    bool flip = false;                             ///< cnn: mirror half the training images, left to right
     std::string schedule = "cosine";               ///< none | cosine | step
     std::uint64_t seed = 1;
     int threads = 0;         ///< BLAS threads (0: OpenBLAS's default)
@@ -69,6 +70,11 @@ struct Config {
 /// The main job's CNN for 28x28 images (see Config::model), initialised from `gen` with
 /// PyTorch's defaults; its parameter names are those of the same torch.nn.Sequential.
 tg::nn::Sequential<float> make_cnn(std::size_t classes, double dropout, tg::Generator& gen);
+
+/// Mirrors, left to right, the 28x28 images among `rows` [count, 784] that the epoch's coin
+/// picks: row i is data set row ids[i], flipped in `epoch` when a hash of (seed, epoch, id)
+/// is odd, so the same images flip whatever the batching or the number of ranks.
+void flip_images(float* rows, const std::size_t* ids, std::size_t count, std::uint64_t seed, std::uint64_t epoch);
 
 /// One epoch's figures.
 struct EpochResult {
