@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <xtensor/xview.hpp>
@@ -97,4 +99,53 @@ TEST_CASE("NaN in means NaN out", "[numerics][nan]")
     tg::sum(w * w).backward();
     CHECK(std::isnan(w.grad()(0, 0)));
     CHECK(all_finite(xt::view(w.grad(), 0, xt::range(1, 3))));
+}
+
+TEMPLATE_TEST_CASE("kit gemm agrees with a plain double loop for every transpose, leading dimension and beta",
+                   "[numerics][gemm]", float, double)
+{
+    // Large enough to leave the plain-loop path and reach the library gemm (oneDNN's for
+    // float when the build has it, OpenBLAS's otherwise), with padded leading dimensions.
+    using T = TestType;
+    const std::size_t m = 37, n = 29, k = 53, pad = 3;
+    REQUIRE(m * n * k > tg::blas::small_gemm_limit);
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<double> dist(-1, 1);
+    for (bool ta : {false, true}) {
+        for (bool tb : {false, true}) {
+            for (double beta : {0.0, 1.0, -0.5}) {
+                const std::size_t a_rows = ta ? k : m, a_cols = ta ? m : k, lda = a_cols + pad;
+                const std::size_t b_rows = tb ? n : k, b_cols = tb ? k : n, ldb = b_cols + pad;
+                const std::size_t ldc = n + pad;
+                std::vector<T> a(a_rows * lda), b(b_rows * ldb), c(m * ldc);
+                for (auto& v : a) v = static_cast<T>(dist(rng));
+                for (auto& v : b) v = static_cast<T>(dist(rng));
+                for (auto& v : c) v = beta == 0 ? std::numeric_limits<T>::quiet_NaN() : static_cast<T>(dist(rng));
+                std::vector<T> c0 = c;
+                const double alpha = 0.75;
+                tg::blas::gemm(ta, tb, m, n, k, static_cast<T>(alpha), a.data(), lda, b.data(), ldb,
+                               static_cast<T>(beta), c.data(), ldc);
+                double worst = 0;
+                for (std::size_t i = 0; i < m; ++i) {
+                    for (std::size_t j = 0; j < n; ++j) {
+                        double s = 0;
+                        for (std::size_t p = 0; p < k; ++p) {
+                            const double av = ta ? a[p * lda + i] : a[i * lda + p];
+                            const double bv = tb ? b[j * ldb + p] : b[p * ldb + j];
+                            s += av * bv;
+                        }
+                        double want = alpha * s;
+                        if (beta != 0) want += beta * static_cast<double>(c0[i * ldc + j]);
+                        worst = std::max(worst, std::abs(static_cast<double>(c[i * ldc + j]) - want));
+                    }
+                    for (std::size_t j = n; j < ldc; ++j) {  // the padding is not written
+                        const T before = c0[i * ldc + j], after = c[i * ldc + j];
+                        CHECK((before == after || (std::isnan(before) && std::isnan(after))));
+                    }
+                }
+                INFO("trans_a " << ta << " trans_b " << tb << " beta " << beta);
+                CHECK(worst < (std::is_same<T, float>::value ? 1e-4 : 1e-12));
+            }
+        }
+    }
 }

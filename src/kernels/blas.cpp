@@ -4,6 +4,9 @@
 #include "tapegrad/kit/blas.hpp"
 
 #include <cblas.h>
+#ifdef TAPEGRAD_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
 
 #include <algorithm>
 #include <type_traits>
@@ -89,6 +92,19 @@ void gemm_any(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T a
     }
     if (as_gemv(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
     if constexpr (std::is_same<T, float>::value) {
+#ifdef TAPEGRAD_HAVE_DNNL
+        // With oneDNN in the build, float products go through its gemm: it runs on the same
+        // OpenMP threads as the convolutions (OpenBLAS's own threads spin after each call and
+        // hold a core that the next convolution needs: on the CNN main job 2 threads were no
+        // faster than 1), and it picks its kernels from the CPU's features where OpenBLAS
+        // 0.3.21 falls back to SSE3 kernels on CPUs newer than it knows. If oneDNN refuses
+        // the call, OpenBLAS does it.
+        const dnnl_status_t st =
+            dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', static_cast<dnnl_dim_t>(m), static_cast<dnnl_dim_t>(n),
+                       static_cast<dnnl_dim_t>(k), alpha, a, static_cast<dnnl_dim_t>(lda), b,
+                       static_cast<dnnl_dim_t>(ldb), beta, c, static_cast<dnnl_dim_t>(ldc));
+        if (st == dnnl_success) return;
+#endif
         cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), bi(m), bi(n), bi(k), alpha, a, bi(lda), b, bi(ldb), beta, c,
                     bi(ldc));
     } else {
