@@ -215,7 +215,7 @@ def conv(folder, command):
     lines = [f"## W7: conv2d forward + backward against libtorch\n",
              f"`{command}` on {machine()}: 3x3, padding 1, no bias, float32, grad_out ones; medians of every",
              "repetition of every round, the two programs alternating. Threads: tapegrad's `tg::set_num_threads`",
-             "(OpenBLAS and oneDNN), libtorch's `torch::set_num_threads`. Both run the convolution itself",
+             "(oneDNN's OpenMP threads), libtorch's `torch::set_num_threads`. Both run the convolution itself",
              "through oneDNN (tapegrad: its convolution primitives on plain NCHW arrays, reordered to oneDNN's",
              "blocked layout and back; libtorch: the same library through ATen).\n",
              "| shapes | threads | tapegrad ms | libtorch ms | time ratio (tapegrad / libtorch) |",
@@ -241,7 +241,7 @@ def fashion_cnn(folder, command):
              "a cosine schedule per epoch, batch 128, float32; the same batches in the same order from the same initial",
              "weights (libtorch's program takes them from tapegrad's loader and layers). The programs alternate, round",
              "after round; epoch time is the training pass only, the median over all epochs of all rounds. Threads:",
-             "`--threads` for tapegrad (OpenBLAS and oneDNN); `--threads` (intra-op pool, oneDNN) and",
+             "`--threads` for tapegrad (oneDNN, which also runs its float matrix products); `--threads` (intra-op pool, oneDNN) and",
              "`OPENBLAS_NUM_THREADS` for libtorch, which also runs with its tuned glibc malloc settings.\n",
              "| threads | tapegrad s/epoch | libtorch s/epoch | time ratio (tapegrad / libtorch) | tapegrad test acc | libtorch test acc |",
              "| --- | --- | --- | --- | --- | --- |"]

@@ -5,6 +5,7 @@
 
 #include <malloc.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -357,4 +358,53 @@ TEST_CASE("a CNN training loop reaches a steady state: the heap does not grow", 
     const auto heap_before = mallinfo2().uordblks;
     for (int i = 0; i < 1000; ++i) step();
     CHECK(mallinfo2().uordblks <= heap_before + 4096);
+}
+
+TEST_CASE("parallel_for hands every item to exactly one chunk, at any size and thread count", "[conv][parallel]")
+{
+    const int before = tg::get_num_threads();
+    for (int threads : {1, 2, 3}) {
+        tg::set_num_threads(threads);
+        for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(2), std::size_t(7), std::size_t(1000)}) {
+            for (std::size_t cost : {std::size_t(1), std::size_t(1) << 20}) {
+                std::vector<std::atomic<int>> seen(n);
+                for (auto& s : seen) s = 0;
+                std::atomic<int> calls{0};
+                tg::kernel::parallel_for(n, cost, [&](std::size_t b, std::size_t e) {
+                    ++calls;
+                    for (std::size_t i = b; i < e; ++i) ++seen[i];
+                });
+                INFO("threads " << threads << ", n " << n << ", cost " << cost);
+                for (std::size_t i = 0; i < n; ++i) CHECK(seen[i] == 1);
+                CHECK(calls <= std::max(threads, 1));
+                if (n > 0) CHECK(calls >= 1);
+            }
+        }
+    }
+    tg::set_num_threads(before);
+}
+
+TEST_CASE("max_pool2d and batch_norm give bit-identical results at 1 and 2 threads", "[conv][parallel]")
+{
+    // Large enough that their kernels split planes and channels over the threads.
+    const int before = tg::get_num_threads();
+    std::mt19937_64 rng(21);
+    const xt::xarray<float> xv = xt::cast<float>(tg::sample_uniform(rng, {8, 16, 28, 28}, -1, 1));
+    const xt::xarray<float> gv = xt::cast<float>(tg::sample_uniform(rng, {8, 16, 14, 14}, -1, 1));
+    auto run = [&](int threads) {
+        tg::set_num_threads(threads);
+        Var<float> x = tg::parameter(xv);
+        Var<float> w = tg::parameter(xt::xarray<float>(xt::ones<float>({16})));
+        Var<float> b = tg::parameter(xt::xarray<float>(xt::zeros<float>({16})));
+        xt::xarray<float> rm = xt::zeros<float>({16}), rv = xt::ones<float>({16});
+        Var<float> y = tg::max_pool2d(tg::batch_norm(x, &rm, &rv, w, b, true), {2, 2});
+        y.backward(gv);
+        return std::vector<xt::xarray<float>>{y.value(), x.grad(), w.grad(), b.grad(), rm, rv};
+    };
+    const auto one = run(1), two = run(2);
+    tg::set_num_threads(before);
+    for (std::size_t i = 0; i < one.size(); ++i) {
+        INFO("result " << i);
+        CHECK(one[i] == two[i]);
+    }
 }

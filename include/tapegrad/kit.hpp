@@ -9,6 +9,7 @@
 #include "tapegrad/kit/broadcast.hpp"
 #include "tapegrad/kit/elementwise.hpp"
 #include "tapegrad/kit/kernels.hpp"
+#include "tapegrad/kit/parallel.hpp"
 #include "tapegrad/kit/samples.hpp"
 #include "tapegrad/op.hpp"
 #include "tapegrad/ops.hpp"

@@ -132,16 +132,20 @@ template <class T> struct BatchNorm {
         const auto inner = static_cast<double>(l.inner);
         std::fill_n(mean, nc, 0.0);
         std::fill_n(var, nc, 0.0);
-        for (std::size_t n = 0; n < l.batch; ++n) {
-            const double seen = static_cast<double>(n) * inner, total = seen + inner;
-            for (std::size_t c = 0; c < nc; ++c) {
-                double bm = 0, bm2 = 0;
-                normalization::moments(x + l.offset(n, c), l.inner, bm, bm2);
-                const double delta = bm - mean[c];
-                mean[c] += delta * (inner / total);
-                var[c] += bm2 + delta * delta * (seen * inner / total);
+        // Channels split over the convolution threads (kit/parallel.hpp); each channel's
+        // blocks merge in the same order at any thread count.
+        kernel::parallel_for(nc, l.count(), [&](std::size_t c0, std::size_t c1) {
+            for (std::size_t n = 0; n < l.batch; ++n) {
+                const double seen = static_cast<double>(n) * inner, total = seen + inner;
+                for (std::size_t c = c0; c < c1; ++c) {
+                    double bm = 0, bm2 = 0;
+                    normalization::moments(x + l.offset(n, c), l.inner, bm, bm2);
+                    const double delta = bm - mean[c];
+                    mean[c] += delta * (inner / total);
+                    var[c] += bm2 + delta * delta * (seen * inner / total);
+                }
             }
-        }
+        });
         for (std::size_t c = 0; c < nc; ++c) var[c] /= count;
     }
 
@@ -209,13 +213,15 @@ template <class T> struct BatchNorm {
             }
             return;
         }
-        for (std::size_t n = 0; n < l.batch; ++n) {
-            for (std::size_t k = 0; k < nc; ++k) {
-                const std::size_t off = l.offset(n, k);
-                kernel::map<false>(l.inner, py + off, affine_map, px + off, kernel::Bcast<T>{scale[k]},
-                                   kernel::Bcast<T>{shift[k]});
+        kernel::parallel_for(l.batch, nc * l.inner, [&](std::size_t n0, std::size_t n1) {
+            for (std::size_t n = n0; n < n1; ++n) {
+                for (std::size_t k = 0; k < nc; ++k) {
+                    const std::size_t off = l.offset(n, k);
+                    kernel::map<false>(l.inner, py + off, affine_map, px + off, kernel::Bcast<T>{scale[k]},
+                                       kernel::Bcast<T>{shift[k]});
+                }
             }
-        }
+        });
     }
 
     void backward(OpContext<T>& c) const
@@ -247,12 +253,14 @@ template <class T> struct BatchNorm {
                     }
                 }
             } else {
-                for (std::size_t n = 0; n < l.batch; ++n) {
-                    for (std::size_t k = 0; k < nc; ++k) {
-                        const std::size_t off = l.offset(n, k);
-                        block_grad_sums(g + off, px + off, mean[k], l.inner, sums[k], sums[nc + k]);
+                kernel::parallel_for(nc, l.count(), [&](std::size_t k0, std::size_t k1) {
+                    for (std::size_t n = 0; n < l.batch; ++n) {
+                        for (std::size_t k = k0; k < k1; ++k) {
+                            const std::size_t off = l.offset(n, k);
+                            block_grad_sums(g + off, px + off, mean[k], l.inner, sums[k], sums[nc + k]);
+                        }
                     }
-                }
+                });
             }
         }
 
@@ -283,13 +291,16 @@ template <class T> struct BatchNorm {
                         }
                         return;
                     }
-                    for (std::size_t r = 0; r < l.batch; ++r) {
-                        for (std::size_t k = 0; k < nc; ++k) {
-                            const std::size_t off = l.offset(r, k);
-                            kernel::map_to(add, l.inner, dst + off, f, g + off, px + off, kernel::Bcast<T>{a[k]},
-                                           kernel::Bcast<T>{bq[k]}, kernel::Bcast<T>{mean[k]}, kernel::Bcast<T>{d[k]});
+                    kernel::parallel_for(l.batch, nc * l.inner, [&](std::size_t r0, std::size_t r1) {
+                        for (std::size_t r = r0; r < r1; ++r) {
+                            for (std::size_t k = 0; k < nc; ++k) {
+                                const std::size_t off = l.offset(r, k);
+                                kernel::map_to(add, l.inner, dst + off, f, g + off, px + off, kernel::Bcast<T>{a[k]},
+                                               kernel::Bcast<T>{bq[k]}, kernel::Bcast<T>{mean[k]},
+                                               kernel::Bcast<T>{d[k]});
+                            }
                         }
-                    }
+                    });
                     return;
                 }
                 auto f = [](auto gv, auto av) { return av * gv; };

@@ -21,6 +21,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tapegrad/kit.hpp"
@@ -317,6 +318,44 @@ template <class T, class F> void scatter_into(T* dst, std::size_t n, bool add, b
     kernel::add_or_assign(dst, static_cast<const T*>(sum.data()), n, true);
 }
 
+/// f(begin, end) over chunks of planes [begin, end), on the convolution threads when the
+/// work is large (kit/parallel.hpp): planes are independent, so the result does not depend
+/// on the thread count.
+template <class F> void for_planes(const Geometry& g, std::size_t planes, F&& f) noexcept
+{
+    kernel::parallel_for(planes, g.in_plane() + g.out_plane(), std::forward<F>(f));
+}
+
+/// dst [planes x in_plane] (=|+=) g scattered to the positions of the maxima. Each chunk of
+/// planes zeroes its own part first (when not adding), so the zeroing is split too.
+template <class T>
+void scatter_planes(const Geometry& geo, std::size_t n, const T* g, const std::int64_t* pos, T* dst, bool add)
+{
+    const std::size_t ip = geo.in_plane(), op = geo.out_plane();
+    auto chunk = [&](T* out, bool zero) {
+        for_planes(geo, n, [&](std::size_t b, std::size_t e) {
+            T* d = out + b * ip;
+            if (zero) std::fill(d, d + (e - b) * ip, T(0));
+            scatter_positions(geo, e - b, g + b * op, pos + b * op, d);
+        });
+    };
+    if (add && !geo.disjoint()) {
+        scatter_into(dst, n * ip, true, false, [&](T* zeroed) { chunk(zeroed, false); });
+    } else {
+        chunk(dst, !add);
+    }
+}
+
+/// gy [planes x out_plane] (=|+=) gx at the positions of the maxima.
+template <class T>
+void gather_planes(const Geometry& geo, std::size_t n, const T* gx, const std::int64_t* pos, T* gy, bool add)
+{
+    const std::size_t ip = geo.in_plane(), op = geo.out_plane();
+    for_planes(geo, n, [&](std::size_t b, std::size_t e) {
+        gather_positions(geo, e - b, gx + b * ip, pos + b * op, gy + b * op, add);
+    });
+}
+
 // ---------------------------------------------------------------------------------------
 // The ops. `Names` gives the public op's name (`op`) and its internal ops' (`backward`,
 // `double_backward`).
@@ -332,23 +371,28 @@ template <class Names> struct MaxPool {
     {
         const auto& x = c.input(0);
         auto& y = c.output(geo.out_shape(x.shape()));
+        const std::size_t ip = geo.in_plane(), op = geo.out_plane();
+        const T* xd = x.data();
+        T* yd = y.data();
         if (!c.recording()) {
-            max_forward<false>(geo, planes(x.shape()), x.data(), y.data(), nullptr);
+            for_planes(geo, planes(x.shape()), [&](std::size_t b, std::size_t e) {
+                max_forward<false>(geo, e - b, xd + b * ip, yd + b * op, nullptr);
+            });
             return;
         }
         auto& pos = c.saved_indices(0);
         if (!detail::shapes_equal(pos.shape(), y.shape())) pos.resize(y.shape());
-        max_forward<true>(geo, planes(x.shape()), x.data(), y.data(), pos.data());
+        std::int64_t* pd = pos.data();
+        for_planes(geo, planes(x.shape()), [&](std::size_t b, std::size_t e) {
+            max_forward<true>(geo, e - b, xd + b * ip, yd + b * op, pd + b * op);
+        });
     }
     template <class T> void backward(OpContext<T>& c) const
     {
         const auto& x = c.input(0);
         const T* g = c.grad_out().data();
         const std::int64_t* pos = c.saved_indices(0).data();
-        c.add_grad(0, x.shape(), [&](T* dst, bool add) {
-            scatter_into(dst, x.size(), add, geo.disjoint(),
-                         [&](T* gx) { scatter_positions(geo, planes(x.shape()), g, pos, gx); });
-        });
+        c.add_grad(0, x.shape(), [&](T* dst, bool add) { scatter_planes(geo, planes(x.shape()), g, pos, dst, add); });
     }
     template <class T> void vjp(VjpContext<T>& v) const
     {
@@ -370,11 +414,10 @@ template <class Names, bool Scatter> struct MaxRoute {
         const std::size_t n = planes(in.shape());
         if constexpr (Scatter) {
             auto& gx = c.output(geo.in_shape(in.shape()));
-            scatter_into(gx.data(), gx.size(), false, true,
-                         [&](T* dst) { scatter_positions(geo, n, in.data(), positions->data(), dst); });
+            scatter_planes(geo, n, in.data(), positions->data(), gx.data(), false);
         } else {
             auto& gy = c.output(geo.out_shape(in.shape()));
-            gather_positions(geo, n, in.data(), positions->data(), gy.data(), false);
+            gather_planes(geo, n, in.data(), positions->data(), gy.data(), false);
         }
         if (c.recording()) {
             auto& keep = c.saved_indices(0);
@@ -390,10 +433,9 @@ template <class Names, bool Scatter> struct MaxRoute {
         const std::int64_t* pos = c.saved_indices(0).data();
         c.add_grad(0, in.shape(), [&](T* dst, bool add) {
             if constexpr (Scatter) {
-                gather_positions(geo, n, g, pos, dst, add);
+                gather_planes(geo, n, g, pos, dst, add);
             } else {
-                scatter_into(dst, in.size(), add, geo.disjoint(),
-                             [&](T* gx) { scatter_positions(geo, n, g, pos, gx); });
+                scatter_planes(geo, n, g, pos, dst, add);
             }
         });
     }
