@@ -300,9 +300,9 @@ void W7_conv2d_tapegrad(benchmark::State& state)
     for (auto _ : state) {
         V y = tg::conv2d(x, w, V(), {1, 1}, {1, 1});
         y.backward(seed);
+        benchmark::DoNotOptimize(w.grad().data());
         if (input_grad) x.zero_grad();
         w.zero_grad();
-        benchmark::DoNotOptimize(w.grad().data());
     }
 }
 BENCHMARK(W7_conv2d_tapegrad)
