@@ -26,46 +26,40 @@ namespace {
 
 struct Where {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
-    xt::xarray<bool> cond;  // owned: the backward and the rule read it
+    // Owned (the backward and the rule read it), always of the output's shape: a smaller
+    // mask is repeated out once, in where(), so that no xtensor expression ever broadcasts
+    // a bool array (see broadcast::materialise).
+    xt::xarray<bool> cond;
 
-    // The common case runs one loop: cond with the output's shape and each branch either of
-    // that shape or a single value (relu's rule: where(x > 0, g, 0)).
-    template <class T> bool plain(const OpContext<T>& c) const
-    {
-        const auto n = cond.size();
-        return (c.input(0).size() == n || c.input(0).size() == 1) &&
-               (c.input(1).size() == n || c.input(1).size() == 1) &&
-               detail::shapes_equal(cond.shape(), c.input(0).size() == n ? c.input(0).shape() : c.input(1).shape());
-    }
-
+    // One loop: each branch is of the output's shape or a single value (relu's rule:
+    // where(x > 0, g, 0)); any other branch is repeated out to the output's shape first.
     template <class T> void forward(OpContext<T>& c) const
     {
-        if (!plain(c)) {
-            xt::noalias(c.output()) = xt::where(cond, c.input(0), c.input(1));
-            return;
-        }
-        const auto& a = c.input(0);
-        const auto& b = c.input(1);
+        const std::size_t n = cond.size();
+        xt::xarray<T> a_full, b_full;
+        auto branch = [&](const xt::xarray<T>& x, xt::xarray<T>& full, std::size_t& stride) -> const T* {
+            stride = x.size() == 1 && n != 1 ? 0 : 1;
+            if (x.size() == n || x.size() == 1) return x.data();
+            full = broadcast::materialise(x, cond.shape());
+            return full.data();
+        };
+        std::size_t sa = 1, sb = 1;
+        const T* a = branch(c.input(0), a_full, sa);
+        const T* b = branch(c.input(1), b_full, sb);
         T* y = c.output(cond.shape()).data();
         const bool* m = cond.data();
-        const std::size_t sa = a.size() == 1 ? 0 : 1, sb = b.size() == 1 ? 0 : 1;
-        for (std::size_t i = 0; i < cond.size(); ++i) y[i] = m[i] ? a.data()[i * sa] : b.data()[i * sb];
+        for (std::size_t i = 0; i < n; ++i) y[i] = m[i] ? a[i * sa] : b[i * sb];
     }
     template <class T> void backward(OpContext<T>& c) const
     {
-        const auto& g = c.grad_out();
-        if (!plain(c)) {
-            c.add_grad(0, xt::where(cond, g, T(0)));
-            c.add_grad(1, xt::where(cond, T(0), g));
-            return;
-        }
+        const T* g = c.grad_out().data();
         const bool* m = cond.data();
         const std::size_t n = cond.size();
         for (std::size_t k = 0; k < 2; ++k) {
             const bool taken = k == 0;
             c.add_grad(k, cond.shape(), [&](T* dst, bool add) {
                 for (std::size_t i = 0; i < n; ++i) {
-                    const T v = m[i] == taken ? g.data()[i] : T(0);
+                    const T v = m[i] == taken ? g[i] : T(0);
                     dst[i] = add ? dst[i] + v : v;
                 }
             });
@@ -92,9 +86,11 @@ template <class T, class Cmp> xt::xarray<bool> compare(const char* op, const Var
 
 template <class T> Var<T> where(const xt::xarray<bool>& cond, const Var<T>& a, const Var<T>& b)
 {
-    broadcast::shape(Where::name, cond.shape(),
-                     broadcast::shape(Where::name, input_shape(TAPEGRAD_OP_NAME, a), input_shape(TAPEGRAD_OP_NAME, b)));
-    return record(Where{cond}, a, b);
+    const auto shape = broadcast::shape(
+        Where::name, cond.shape(),
+        broadcast::shape(Where::name, input_shape(TAPEGRAD_OP_NAME, a), input_shape(TAPEGRAD_OP_NAME, b)));
+    if (detail::shapes_equal(cond.shape(), shape)) return record(Where{cond}, a, b);
+    return record(Where{broadcast::materialise(cond, shape)}, a, b);
 }
 template <class T> Var<T> where(const xt::xarray<bool>& cond, const Var<T>& a, detail::scalar_t<T> b)
 {
@@ -157,19 +153,35 @@ TAPEGRAD_OP_SAMPLES(rng)
     const xt::xarray<bool> c4 = u({4}) > 0.0;
     const xt::xarray<bool> c31 = u({3, 1}) > 0.0;
     std::vector<tg::OpSample> out;
+    // The reference broadcasts in double through xtensor and selects in a plain loop: it
+    // shares no code with the op, and never lets xtensor broadcast a bool array.
+    auto reference = [](const xt::xarray<bool>& c, const xt::xarray<double>& a, const xt::xarray<double>& b) {
+        const auto shape =
+            tg::broadcast::shape("where", c.shape(), tg::broadcast::shape("where", a.shape(), b.shape()));
+        xt::xarray<double> cd = xt::xarray<double>::from_shape(c.shape());
+        for (std::size_t i = 0; i < c.size(); ++i) cd.data()[i] = c.data()[i] ? 1.0 : 0.0;
+        const xt::xarray<double> cf = xt::broadcast(cd, shape), af = xt::broadcast(a, shape),
+                                 bf = xt::broadcast(b, shape);
+        xt::xarray<double> y = xt::xarray<double>::from_shape(shape);
+        for (std::size_t i = 0; i < y.size(); ++i) y.data()[i] = cf.data()[i] != 0.0 ? af.data()[i] : bf.data()[i];
+        return y;
+    };
     auto sample = [&](std::string label, const xt::xarray<bool>& c, std::vector<xt::xarray<double>> in) {
         out.push_back(tg::make_sample(
                           std::move(label), std::move(in), [c](const auto& v) { return tg::where(c, v[0], v[1]); },
-                          [c](const auto& x) { return xt::where(c, x[0], x[1]); })
+                          [c, reference](const auto& x) { return reference(c, x[0], x[1]); })
                           .with_torch("torch.where(" + tg::samples::torch_literal(c) + ", x[0], x[1])"));
     };
     sample("(3,4) ? (3,4) : (3,4)", c34, {u({3, 4}), u({3, 4})});
     sample("(4,) ? (3,4) : ()", c4, {u({3, 4}), u({})});
     sample("(3,1) ? (1,4) : (3,4)", c31, {u({1, 4}), u({3, 4})});
     sample("(3,4) ? (4,) : (3,1)", c34, {u({4}), u({3, 1})});
+    // Masks repeated along leading dims with rows that are not a multiple of any SIMD width.
+    sample("(5,) ? (3,5) : ()", u({5}) > 0.0, {u({3, 5}), u({})});
+    sample("(2,1,9) ? (9,) : (2,3,1)", u({2, 1, 9}) > 0.0, {u({9}), u({2, 3, 1})});
     out.push_back(tg::make_sample(
                       "(3,4) ? (3,4) : scalar", {u({3, 4})}, [c34](const auto& v) { return tg::where(c34, v[0], 0.5); },
-                      [c34](const auto& x) { return xt::where(c34, x[0], 0.5); })
+                      [c34, reference](const auto& x) { return reference(c34, x[0], xt::xarray<double>(0.5)); })
                       .with_torch("torch.where(" + tg::samples::torch_literal(c34) + ", x[0], " +
                                   tg::samples::torch_scalar(0.5) + ")"));
     return out;

@@ -52,6 +52,42 @@ template <class S1, class S2> Shape shape(const char* op, const S1& a, const S2&
     return out;
 }
 
+/// `in` repeated out to the shape `out` it broadcasts to, by index arithmetic alone.
+/// For bool masks this is the only safe way: xtensor 0.24 with xsimd evaluates a broadcast
+/// expression with a bool operand (`xt::where(mask, a, b)` with a (4,) mask over (3, 4)) in
+/// its strided SIMD loop, where the bool array's stepper advances one element per batch
+/// instead of a batch's width, so every lane after the first reads the wrong mask entry.
+template <class U, class S> xt::xarray<U> materialise(const xt::xarray<U>& in, const S& out)
+{
+    xt::xarray<U> res = xt::xarray<U>::from_shape(out);
+    const std::size_t n = res.size();
+    if (n == 0) return res;
+    const std::size_t r = out.size();
+    const std::size_t lead = r - in.dimension();
+    std::vector<std::size_t> idx(r, 0), step(r, 0);
+    std::size_t s = 1;
+    for (std::size_t j = r; j-- > lead;) {
+        const std::size_t d = in.shape()[j - lead];
+        step[j] = d == 1 ? 0 : s;
+        s *= d;
+    }
+    const U* src = in.data();
+    U* dst = res.data();
+    std::size_t off = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        dst[i] = src[off];
+        for (std::size_t j = r; j-- > 0;) {  // next index, last dimension fastest
+            if (++idx[j] < out[j]) {
+                off += step[j];
+                break;
+            }
+            off -= step[j] * (out[j] - 1);
+            idx[j] = 0;
+        }
+    }
+    return res;
+}
+
 /// How one input maps onto a broadcast output (and, backwards, how a gradient of the
 /// output's shape reduces to the input).
 enum class Kind {
