@@ -3,10 +3,13 @@
 // (one step per row) with learning rate 0.5, weights drawn from uniform [0, 1) as the
 // tutorial's random.random(). No derivative is written by hand.
 //
-//   seed_network [epochs=100] [seed=1] [--dot PATH]
+//   seed_network [epochs=100] [seed=1] [--dot PATH] [--evaluations N]
 //
 // --dot writes the recorded graph of one training step (Graphviz DOT, parameters named as
-// the model names them); `dot -Tsvg PATH -o graph.svg` draws it.
+// the model names them); `dot -Tsvg PATH -o graph.svg` draws it. --evaluations then runs
+// the trained model N times more on every row as a careless evaluation loop does, without
+// NoGradGuard: each evaluation is recorded and dropped, and the tape reclaims it (bench/soak
+// watches the memory of such a run).
 
 #include <cstdio>
 #include <cstdlib>
@@ -25,9 +28,12 @@ int main(int argc, char** argv)
 {
     std::vector<const char*> args;
     const char* dot_path = nullptr;
+    long evaluations = 0;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--dot") == 0 && i + 1 < argc) {
             dot_path = argv[++i];
+        } else if (std::strcmp(argv[i], "--evaluations") == 0 && i + 1 < argc) {
+            evaluations = std::atol(argv[++i]);
         } else {
             args.push_back(argv[i]);
         }
@@ -69,6 +75,14 @@ int main(int argc, char** argv)
         const tg::Var<double> loss = tg::mse_loss(model(rows[0]), targets[0]);
         std::ofstream(dot_path) << tg::to_dot(loss, model.named_parameters());
         std::printf("wrote the graph of one training step to %s\n", dot_path);
+    }
+
+    if (evaluations > 0) {
+        const tg::Var<double> all = tg::constant(x);
+        double checksum = 0;
+        for (long k = 0; k < evaluations; ++k) checksum += model(all).value()(0, 0);
+        std::printf("%ld evaluations without NoGradGuard: tape holds %zu entries (capacity %zu), checksum %.6f\n",
+                    evaluations, tg::tape_size<double>(), tg::tape_capacity<double>(), checksum);
     }
 
     tg::NoGradGuard no_grad;

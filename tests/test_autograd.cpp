@@ -104,8 +104,11 @@ TEST_CASE("grad rejects bad calls with messages that start with grad", "[autogra
     // A spent pass and a stale Var keep their errors.
     Var<double> loss = tg::sum(x * x);
     tg::grad<double>({loss}, {x});
-    CHECK_THROWS_WITH((tg::grad<double>({loss}, {x})), StartsWith("grad: this pass was already backpropagated"));
-    Var<double> next = tg::sum(x);
+    CHECK_THROWS_WITH((tg::grad<double>({loss}, {x})), StartsWith("grad: this graph was already backpropagated"));
+    Var<double> next = tg::sum(x);  // y above was never backpropagated: the pass goes on
+    CHECK_THROWS_WITH((tg::grad<double>({loss}, {x})), StartsWith("grad: this graph was already backpropagated"));
+    tg::end_pass<double>();
+    Var<double> later = tg::sum(x);  // a new pass: loss is stale now
     CHECK_THROWS_WITH((tg::grad<double>({loss}, {x})), StartsWith("grad: this Var is stale"));
 }
 

@@ -91,7 +91,7 @@ TEST_CASE("stale Vars and spent passes are reported", "[errors][pass]")
     Var<double> h = w * 3.0;
     Var<double> loss = tg::sum(h);
     loss.backward();
-    CHECK_THROWS_WITH(loss.backward(), StartsWith("backward: this pass was already backpropagated"));
+    CHECK_THROWS_WITH(loss.backward(), StartsWith("backward: this graph was already backpropagated and released"));
     Var<double> fresh = tg::sum(w);
     CHECK_THROWS_WITH(h.value(), StartsWith("value: this Var is stale"));
     CHECK_THROWS_WITH(tg::sum(h), StartsWith("sum: this Var is stale"));
@@ -100,12 +100,25 @@ TEST_CASE("stale Vars and spent passes are reported", "[errors][pass]")
     CHECK(fresh.item() == 2.0);
 }
 
-TEST_CASE("using a spent pass's Var in a new recorded op is reported as stale", "[errors][pass]")
+TEST_CASE("using an ended pass's Var in a new recorded op is reported as stale", "[errors][pass]")
 {
     Var<double> w = p({2});
     Var<double> h = w * 3.0;
     tg::sum(h).backward();
-    CHECK_THROWS_WITH(h * 2.0, StartsWith("mul: this Var is stale"));
+    Var<double> next = w * 1.0;  // every graph of the pass was released: this op starts a new pass
+    CHECK_THROWS_WITH(h * 2.0, StartsWith("mul: this Var is stale") && Contains("was backpropagated"));
+    CHECK(next.value() == xt::xarray<double>{1.0, 1.0});
+}
+
+TEST_CASE("a released Var computes on, but a backward through its released graph is an error", "[errors][pass]")
+{
+    Var<double> w = p({2});
+    Var<double> h = w * 3.0;
+    tg::sum(h).backward();
+    Var<double> twice = h * 2.0;  // as in PyTorch: the value is there, the graph behind it is spent
+    CHECK(twice.value() == xt::xarray<double>{6.0, 6.0});
+    CHECK_THROWS_WITH(tg::sum(twice).backward(),
+                      StartsWith("backward: this graph was already backpropagated and released (reached op 'mul' again)"));
 }
 
 TEST_CASE("grad, item, set_value and undefined Vars report misuse", "[errors][var]")

@@ -93,6 +93,7 @@ TEST_CASE("every op refuses an undefined, stale or other thread's input by name"
                 in = params_of(s);
                 Var<double> stale = tg::parameter(s.inputs[i]) * 1.0;
                 tg::sum(stale).backward();
+                const Var<double> next_pass = tg::parameter(s.inputs[i]) * 1.0;  // recycles the released pass
                 in[i] = stale;
                 const std::string old = run(s, in);
                 CHECK(names_an_op(old));
@@ -231,6 +232,8 @@ TEST_CASE("Var methods refuse what they cannot do, with the shapes", "[misuse][v
     CHECK_THROWS_WITH(y.set_value(xt::xarray<double>{1, 2, 3}), StartsWith("set_value: only a leaf"));
     CHECK_THROWS_WITH(y.mutable_value(), StartsWith("mutable_value: only a leaf"));
     tg::sum(y).backward();
+    CHECK_THROWS_WITH(tg::sum(y).backward(), StartsWith("backward: this graph was already backpropagated"));
+    const Var<double> next_pass = w * 1.0;
     CHECK_THROWS_WITH(tg::sum(y).backward(), StartsWith("sum: this Var is stale"));
 }
 

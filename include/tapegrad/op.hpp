@@ -68,7 +68,10 @@ template <class T> struct Scratch {
 template <class T> Scratch<T>& scratch();
 
 [[noreturn]] void throw_other_thread(const char* op);
-[[noreturn]] void throw_version(const char* op, std::size_t input, std::uint32_t now, std::uint32_t then);
+[[noreturn]] void throw_version(const char* op, std::size_t input, const Shape& shape, std::uint32_t now,
+                                std::uint32_t then);
+/// A leaf input whose shape changed in place after the op recorded it.
+[[noreturn]] void throw_resized(const char* op, std::size_t input, const Shape& now);
 
 /// Anomaly mode: throw a tg::Error describing where a NaN or Inf appeared (forward
 /// output, or the gradient of input `input` in backward). `entry` is null for an op that
@@ -391,19 +394,20 @@ TAPEGRAD_ALWAYS_INLINE Var<T> record_nodes(Op&& op, const Var<T>* const* vars, N
     }
 
     Tape<T>& tape = Tape<T>::current();
+    bool uses_pass = false;  // an input is an output of this pass: the pass goes on
     for (std::size_t i = 0; i < n; ++i) {
         if (vars[i]->pass() != 0) {
             if (nodes[i]->tape != &tape) throw_other_thread(O::name);
-            if (tape.graph_freed) throw_stale(O::name, vars[i]->pass(), tape.pass + 1, true);
+            uses_pass = true;
         }
     }
-    Entry<T>& e = tape.append();
+    Entry<T>& e = tape.append(uses_pass);
     e.name = O::name;
     for (std::size_t i = 0; i < n; ++i) {
         Node<T>* in = nodes[i];
-        if (in->tape == nullptr) ++in->refs;
+        ++in->refs;
         e.inputs.push_back(in);
-        e.input_versions.push_back(in->version);
+        e.input_seen.push_back({in->tape == nullptr ? shape_fingerprint(in->value.shape()) : 0, in->version});
     }
     e.out.requires_grad = true;
     e.out.has_grad = false;
@@ -416,7 +420,7 @@ TAPEGRAD_ALWAYS_INLINE Var<T> record_nodes(Op&& op, const Var<T>* const* vars, N
             check_finite<T>(O::name, &e, e.out.value, false, 0);
         }
     } catch (...) {
-        tape.truncate(tape.size() - 1);
+        tape.drop_last();
         throw;
     }
     if constexpr (has_kernel<O, T>::value) {
@@ -425,7 +429,7 @@ TAPEGRAD_ALWAYS_INLINE Var<T> record_nodes(Op&& op, const Var<T>* const* vars, N
         e.backward = &run_rule_on_values<O, T>;
     }
     if constexpr (has_vjp<O, T>::value) e.vjp = &run_rule<O, T>;
-    return Var<T>::from_node(&e.out, tape.pass);
+    return Var<T>::from_new_tape_node(&e.out, tape.pass);
 }
 
 template <class Op, class T> constexpr void check_op()

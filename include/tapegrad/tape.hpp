@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -29,13 +30,30 @@ template <class T> using BackwardFn = void (*)(Entry<T>&, OpContext<T>&);
 /// The op's vjp rule, run on Vars so that what it computes is recorded (create_graph).
 template <class T> using VjpFn = void (*)(Entry<T>&, VjpContext<T>&);
 
+/// Where an entry is in its life within a pass.
+enum class EntryState : std::uint8_t {
+    pending,   ///< recorded; a backward may still walk it
+    released,  ///< a backward walked it without retain_graph: walking it again is an error
+    dead       ///< never backpropagated, and no handle or later entry can reach it any more
+};
+
 /// One recorded op: its output node, its inputs, its backward and what that needs.
 /// Entries and their buffers are kept across passes; a steady-state training step writes
 /// into the same memory every time.
 template <class T> struct Entry {
     Node<T> out;
     std::vector<Node<T>*> inputs;
-    std::vector<std::uint32_t> input_versions;
+    /// What each input was when the op was recorded: its version, and for a leaf a
+    /// fingerprint of its shape (0 for tape inputs, whose values never change), so that a
+    /// leaf changed or resized in place afterwards is refused by the backward instead of
+    /// read past its end.
+    struct Seen {
+        std::uint64_t shape;
+        std::uint32_t version;
+    };
+    std::vector<Seen> input_seen;
+    EntryState life = EntryState::pending;
+    bool inputs_dropped = false;  ///< its references to tape inputs are given back
     BackwardFn<T> backward = nullptr;
     VjpFn<T> vjp = nullptr;            ///< null when the op states no vjp rule
     void (*destroy)(void*) = nullptr;  ///< destroys a non-trivial op state
@@ -59,7 +77,9 @@ template <class T> struct Entry {
             if (n->tape == nullptr && --n->refs == 0) delete_leaf(n);
         }
         inputs.clear();
-        input_versions.clear();
+        input_seen.clear();
+        life = EntryState::pending;
+        inputs_dropped = false;
         if (state != nullptr) {
             if (destroy != nullptr) destroy(state);
             if (state_on_heap) ::operator delete(state);
@@ -73,7 +93,23 @@ template <class T> struct Entry {
     }
 };
 
+/// A fingerprint of a shape (FNV-1a over rank and dims); 0 is never returned.
+template <class S> TAPEGRAD_ALWAYS_INLINE std::uint64_t shape_fingerprint(const S& shape) noexcept
+{
+    std::uint64_t h = 14695981039346656037ull ^ shape.size();
+    for (auto d : shape) h = (h ^ static_cast<std::uint64_t>(d)) * 1099511628211ull;
+    return h | 1;
+}
+
 /// The tape of one thread for one scalar type.
+///
+/// Entries of a pass live in creation order, so each entry's inputs sit below it. An entry
+/// is *pending* until a backward walks it without retain_graph (*released*) or until no
+/// handle and no later entry needs it any more (*dead*). Dead and released entries with no
+/// handle are popped off the top as soon as they are there, so that evaluations recorded
+/// and dropped (an evaluation loop without NoGradGuard) reuse the same entries; once no
+/// entry is pending, the next op recycles the whole pass, and the Vars still pointing into
+/// it become stale.
 template <class T> class Tape : public TapeState {
 public:
     /// The calling thread's tape.
@@ -84,34 +120,81 @@ public:
     Tape& operator=(const Tape&) = delete;
     ~Tape() { free_entries(); }
 
-    /// The next entry of the current pass. Starts a new pass (and makes every Var of the
-    /// previous one stale) when the current pass's graph has been freed by a backward.
-    Entry<T>& append()
+    /// The next entry. Starts a new pass (and makes every Var of the previous one stale)
+    /// when no entry of the current one is pending, unless the new op reads an output of
+    /// the current pass (`uses_pass`), or when end_pass asked for it.
+    TAPEGRAD_ALWAYS_INLINE Entry<T>& append(bool uses_pass)
     {
-        if (graph_freed) {
-            ++pass;
-            graph_freed = false;
-            size_ = 0;
-        }
+        // One test on the path of every op: nothing to do while some entry is pending and
+        // nothing was released or dropped since the last op.
+        if (__builtin_expect((pending_ == 0) | flags.any(), 0))
+            prepare(uses_pass);
         if (size_ == capacity_) grow();
         Entry<T>& e = chunks_[size_ / kChunk][size_ % kChunk];
         e.clear();
         e.out.index = size_;
+        e.out.refs = 0;
+        e.out.queued = false;
         ++size_;
+        ++pending_;
         return e;
     }
 
-    /// Drops the entries from `n` on (an op whose forward threw; a functional transform
-    /// that leaves the pass as it found it). Their buffers stay for reuse.
-    void truncate(std::size_t n) noexcept
+    /// Drops the last entry, recorded by an op whose forward threw (no handle refers to it).
+    void drop_last() noexcept
     {
-        while (size_ > n) {
-            --size_;
-            chunks_[size_ / kChunk][size_ % kChunk].clear();
-        }
+        Entry<T>& e = entry(size_ - 1);
+        if (e.life == EntryState::pending) --pending_;
+        drop_inputs(e);
+        --size_;
+        e.clear();
+        kill_doomed();
     }
 
-    std::size_t size() const noexcept { return size_; }
+    /// A tape node of the current pass lost its last reference: an entry that no backward
+    /// walked is then unreachable, and so are the inputs it alone kept. Pops what it can.
+    void unreferenced(Node<T>* n) noexcept;
+
+    /// Marks an entry that a backward walked without retain_graph. Its references to its
+    /// inputs are given back later, and only if the pass goes on (fixup): a training step
+    /// releases every entry, and the next op reuses the whole pass without that work.
+    TAPEGRAD_ALWAYS_INLINE void release(Entry<T>& e) noexcept
+    {
+        if (e.life == EntryState::pending) --pending_;
+        e.life = EntryState::released;
+        flags.needs_fixup = true;
+    }
+
+    /// After a backward (during which nothing is reclaimed): kills the entries found
+    /// unreferenced meanwhile that the backward did not release, then pops the top.
+    void collect() noexcept { kill_doomed(); }
+
+    /// What makes the next op take the slow path of append; one word, tested at once.
+    struct Flags {
+        bool sweeping = false;       ///< a backward runs: entries are marked, never popped or killed
+        bool end_requested = false;  ///< set by end_pass: the next op starts a new pass
+        bool may_pop = false;        ///< an entry lost its last reference since the last pop
+        bool needs_fixup = false;    ///< released entries still hold references to their inputs
+        TAPEGRAD_ALWAYS_INLINE bool any() const noexcept
+        {
+            std::uint32_t word;
+            static_assert(sizeof(Flags) == sizeof(word), "tg::detail::Tape::Flags: four bytes");
+            std::memcpy(&word, this, sizeof(word));
+            return word != 0;
+        }
+    } flags;
+
+    /// The entries of the pass, after popping what can be popped off the top.
+    std::size_t size() noexcept
+    {
+        if (!flags.sweeping) {
+            if (flags.needs_fixup) fixup();
+            if (flags.may_pop) pop_top();
+        }
+        return size_;
+    }
+    /// Entries of the pass that a backward may still walk.
+    std::size_t pending() const noexcept { return pending_; }
     Entry<T>& entry(std::size_t i) noexcept { return chunks_[i / kChunk][i % kChunk]; }
     const Entry<T>& entry(std::size_t i) const noexcept { return chunks_[i / kChunk][i % kChunk]; }
 
@@ -119,8 +202,13 @@ public:
     void clear()
     {
         ++pass;
-        graph_freed = false;
+        ended_by_backward = false;
+        flags.end_requested = false;
         size_ = 0;
+        pending_ = 0;
+        flags.may_pop = false;
+        flags.needs_fixup = false;
+        doomed_.clear();
         free_entries();
     }
 
@@ -129,6 +217,96 @@ public:
 
 private:
     static constexpr std::size_t kChunk = 128;
+
+    // The slow path of append: reclaim, and start a new pass when nothing is pending.
+    void prepare(bool uses_pass) noexcept
+    {
+        if (flags.sweeping) return;
+        if (pending_ != 0 && flags.needs_fixup) fixup();  // may leave nothing pending
+        if ((pending_ == 0 && !uses_pass) || flags.end_requested) {
+            if (size_ != 0 || flags.end_requested) new_pass(!flags.end_requested);
+            return;
+        }
+        if (flags.may_pop) pop_top();
+    }
+
+    // Released entries give back their references to their inputs: an entry that only
+    // released ones referenced, and that no backward walked, is unreachable now.
+    void fixup() noexcept
+    {
+        flags.needs_fixup = false;
+        for (std::size_t i = size_; i-- > 0;) {
+            Entry<T>& e = entry(i);
+            if (e.life == EntryState::released) drop_inputs(e);
+        }
+        kill_doomed();
+    }
+
+    void new_pass(bool by_backward) noexcept
+    {
+        ++pass;
+        ended_by_backward = by_backward;
+        flags.end_requested = false;
+        size_ = 0;
+        pending_ = 0;
+        flags.may_pop = false;
+        flags.needs_fixup = false;
+        for (Node<T>* n : doomed_) n->queued = false;
+        doomed_.clear();
+    }
+
+    // Kills the doomed entries that no backward walked, and what they alone kept alive.
+    void kill_doomed() noexcept
+    {
+        while (!doomed_.empty()) {
+            Node<T>* d = doomed_.back();
+            doomed_.pop_back();
+            d->queued = false;
+            Entry<T>& e = entry(d->index);
+            if (e.life != EntryState::pending || d->refs != 0) continue;
+            e.life = EntryState::dead;
+            --pending_;
+            drop_inputs(e);
+            flags.may_pop = true;
+        }
+    }
+
+    // Gives back the references an entry holds on tape inputs (leaves stay held until the
+    // entry is reused); an input left without any is queued to be killed.
+    void drop_inputs(Entry<T>& e) noexcept
+    {
+        if (e.inputs_dropped) return;
+        e.inputs_dropped = true;
+        for (Node<T>* in : e.inputs) {
+            // An input the running backward has already sent a gradient to will be walked
+            // and released by it: nothing to queue.
+            if (in->tape == nullptr || in->refs == 0 || --in->refs != 0) continue;
+            flags.may_pop = true;
+            doom(in);
+        }
+    }
+
+    // Each node is queued once at a time, so the queue never outgrows its reserve.
+    void doom(Node<T>* n) noexcept
+    {
+        if (n->queued) return;
+        n->queued = true;
+        doomed_.push_back(n);
+    }
+
+    // Released and dead entries that nothing references leave the top; their contents stay
+    // until the entry is reused. Done lazily, when the next op is recorded on a pass that
+    // goes on (a pass that ends is reused whole anyway).
+    void pop_top() noexcept
+    {
+        flags.may_pop = false;
+        while (size_ != 0) {
+            const Entry<T>& e = entry(size_ - 1);
+            if (e.out.refs != 0 || e.life == EntryState::pending) break;
+            --size_;
+        }
+    }
+
     // Every entry lets go of its inputs before any chunk is freed: an entry's inputs may be
     // nodes of entries in other chunks (and entries of ended passes still hold theirs).
     void free_entries() noexcept
@@ -143,12 +321,24 @@ private:
         chunks_.emplace_back(new Entry<T>[kChunk]);
         for (std::size_t i = 0; i < kChunk; ++i) chunks_.back()[i].out.tape = this;
         capacity_ += kChunk;
+        doomed_.reserve(capacity_);
     }
 
     std::vector<std::unique_ptr<Entry<T>[]>> chunks_;
     std::size_t size_ = 0;
     std::size_t capacity_ = 0;
+    std::size_t pending_ = 0;
+    std::vector<Node<T>*> doomed_;  // nodes found unreferenced, still to be killed
 };
+
+template <class T> void Tape<T>::unreferenced(Node<T>* n) noexcept
+{
+    flags.may_pop = true;
+    if (entry(n->index).life == EntryState::pending) {
+        doom(n);
+        if (!flags.sweeping) kill_doomed();  // else the backward collects when it is done
+    }
+}
 
 extern template class Tape<float>;
 extern template class Tape<double>;
@@ -158,7 +348,8 @@ template <class T> void release_pooled_buffers() noexcept;
 
 }  // namespace detail
 
-/// Number of ops recorded in the calling thread's current pass.
+/// Number of entries in the calling thread's current pass (ops recorded and not yet
+/// reclaimed; the pass's storage is reused whole once nothing in it is pending).
 template <class T> std::size_t tape_size()
 {
     return detail::Tape<T>::current().size();
@@ -178,14 +369,15 @@ template <class T> void clear_tape()
     detail::release_pooled_buffers<T>();
 }
 
-/// Ends the calling thread's current pass as a backward without retain_graph would: the
-/// next op starts a new pass in the same entries and buffers, and the pass's Vars become
-/// stale once it does. For passes that no backward ends: ones kept by retain_graph or
-/// create_graph (a Newton iteration's Hessian-vector products), or evaluations recorded
-/// and never backpropagated.
+/// Ends the calling thread's current pass: the next op starts a new pass in the same
+/// entries and buffers, and every Var of this pass becomes stale once it does, whether or
+/// not a backward released its graph. Rarely needed: a pass whose graphs are all released
+/// or unreachable is recycled by itself; this is for passes kept alive on purpose (by
+/// retain_graph or create_graph, a Newton iteration's Hessian-vector products) once they
+/// are no longer wanted.
 template <class T> void end_pass()
 {
-    detail::Tape<T>::current().graph_freed = true;
+    detail::Tape<T>::current().flags.end_requested = true;
 }
 
 }  // namespace tg

@@ -22,15 +22,21 @@ template <class T> class Var;
 
 namespace detail {
 
-/// What a Var needs to know about the tape that owns its node: which pass is current
-/// and whether a backward without retain_graph has freed that pass's graph.
+/// What a Var needs to know about the tape that owns its node: which pass is current and
+/// which thread records on it.
 struct TapeState {
     std::uint64_t pass = 1;
-    bool graph_freed = false;
+    /// Why the previous pass ended, for the message of a stale Var: every graph in it had
+    /// been backpropagated (and the next op recycled its storage), or end_pass/clear_tape.
+    bool ended_by_backward = false;
     /// The thread that owned the tape has exited: its entries are freed and the state is
     /// kept (never freed, reused by a later thread) so that Vars still pointing here read
     /// a pass that is no longer theirs instead of freed memory.
     bool retired = false;
+    /// The recording thread's token (the address of its thread_flags): handles count
+    /// references to tape nodes only on that thread, so that a Var destroyed on another
+    /// thread never races with the recording one.
+    const void* owner = nullptr;
 };
 
 /// One value in the program: a leaf (parameter or constant, heap-allocated and
@@ -44,10 +50,14 @@ template <class T> struct Node {
     Var<T> grad_var;
     TapeState* tape = nullptr;  ///< non-null for nodes that live in a tape entry
     std::size_t index = 0;      ///< entry index in the tape (tape nodes only)
-    std::uint32_t refs = 0;     ///< handles and tape entries holding a heap node
+    /// Heap nodes: the handles and tape entries holding the node. Tape nodes: the handles
+    /// (on the recording thread) and the later entries of the pass that still need it; at
+    /// zero an entry that was never backpropagated is unreachable and is reclaimed.
+    std::uint32_t refs = 0;
     std::uint32_t version = 0;  ///< bumped by every in-place change of a leaf's value
     bool requires_grad = false;
     bool has_grad = false;
+    bool queued = false;  ///< tape nodes: waiting in the tape's queue of unreferenced nodes
 };
 
 template <class T> struct identity {
@@ -63,6 +73,9 @@ struct ThreadFlags {
     const char* in_rule = nullptr;  ///< the op whose vjp rule is running (for anomaly reports)
 };
 inline thread_local ThreadFlags thread_flags;
+
+/// The last handle to a tape node of the current pass went away (see Node::refs).
+template <class T> void node_unreferenced(Node<T>* n) noexcept;
 
 /// True when two shapes (any containers of sizes) are equal.
 template <class S, class U> TAPEGRAD_ALWAYS_INLINE bool shapes_equal(const S& s, const U& u) noexcept
@@ -96,7 +109,8 @@ template <class T> void delete_leaf(Node<T>* n) noexcept;
 /// memory every time.
 template <class T> void acquire(xt::xarray<T>& a, const typename xt::xarray<T>::shape_type& shape);
 
-[[noreturn]] void throw_stale(const char* where, std::uint64_t var_pass, std::uint64_t tape_pass, bool graph_freed);
+[[noreturn]] void throw_stale(const char* where, std::uint64_t var_pass, std::uint64_t tape_pass,
+                              bool ended_by_backward);
 /// The same for a Var whose tape is `tape` (which may have been retired by its thread's exit).
 [[noreturn]] void throw_stale(const char* where, std::uint64_t var_pass, const TapeState& tape);
 [[noreturn]] void throw_undefined(const char* where);
@@ -142,9 +156,11 @@ inline constexpr BackwardOptions create_graph{true, true};
 /// A cheap handle to a recorded value. Copies refer to the same node: `set_value` through
 /// any copy of a parameter changes that parameter.
 ///
-/// Vars that are outputs of recorded ops belong to one pass of the thread's tape. After
-/// `backward()`, the pass's values stay readable until the next op is recorded; from then
-/// on such a Var is *stale* and using it throws tg::Error.
+/// Vars that are outputs of recorded ops belong to one pass of the thread's tape. A
+/// backward releases the graph it walked; every other Var of the pass stays usable. Once
+/// every graph of the pass has been released (or is unreachable), the next op recorded
+/// starts a new pass in the same storage: the old pass's Vars are then *stale* and using
+/// one throws tg::Error.
 template <class T> class Var {
     static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
                   "tg::Var<T>: T must be float or double");
@@ -268,18 +284,41 @@ public:
         return v;
     }
 
+    /// The first handle to the output node of an op just recorded on this thread's current
+    /// pass (for the engine): counts itself without the checks of a copy.
+    static Var from_new_tape_node(detail::Node<T>* node, std::uint64_t pass) noexcept
+    {
+        Var v;
+        v.node_ = node;
+        v.tape_ = node->tape;
+        v.pass_ = pass;
+        node->refs = 1;
+        return v;
+    }
+
     /// Raw node pointer without checks (for the engine).
     detail::Node<T>* raw_node() const noexcept { return node_; }
 
 private:
+    // A tape node is counted only while its pass is current and only on the recording
+    // thread: a stale handle's node may already hold another op's output.
+    TAPEGRAD_ALWAYS_INLINE bool counts_tape_node() const noexcept
+    {
+        return tape_->pass == pass_ && tape_->owner == &detail::thread_flags;
+    }
     TAPEGRAD_ALWAYS_INLINE void retain() noexcept
     {
-        if (node_ != nullptr && pass_ == 0) ++node_->refs;
+        if (node_ == nullptr) return;
+        if (pass_ == 0 || counts_tape_node()) ++node_->refs;
     }
     TAPEGRAD_ALWAYS_INLINE void release() noexcept
     {
         if (node_ == nullptr) return;
-        if (pass_ == 0 && --node_->refs == 0) detail::delete_leaf(node_);
+        if (pass_ == 0) {
+            if (--node_->refs == 0) detail::delete_leaf(node_);
+        } else if (counts_tape_node() && node_->refs != 0 && --node_->refs == 0) {
+            detail::node_unreferenced(node_);
+        }
         node_ = nullptr;
     }
 

@@ -48,11 +48,13 @@ template <class T> struct TapeHolder {
         }
         if (tape == nullptr) tape = new Tape<T>();
         tape->retired = false;
+        tape->owner = &thread_flags;
     }
     ~TapeHolder()
     {
         tape->clear();  // frees the entries; the pass moves on, so the thread's Vars are stale
         tape->retired = true;
+        tape->owner = nullptr;
         RetiredTapes<T>& retired = RetiredTapes<T>::get();
         std::lock_guard<std::mutex> lock(retired.mutex);
         try {
@@ -183,12 +185,13 @@ template <class T> std::vector<T>& reduce_buffer()
 template std::vector<float>& reduce_buffer<float>();
 template std::vector<double>& reduce_buffer<double>();
 
-void throw_stale(const char* where, std::uint64_t var_pass, std::uint64_t tape_pass, bool graph_freed)
+void throw_stale(const char* where, std::uint64_t var_pass, std::uint64_t tape_pass, bool ended_by_backward)
 {
     std::string msg = std::string(where) + ": this Var is stale: it was recorded in pass " + std::to_string(var_pass) +
                       " of the tape, which ";
-    if (graph_freed && tape_pass == var_pass + 1)
-        msg += "has been backpropagated; recording a new op starts pass " + std::to_string(tape_pass);
+    if (ended_by_backward && tape_pass == var_pass + 1)
+        msg += "was backpropagated, and its storage was reused by pass " + std::to_string(tape_pass) +
+               " when a new op was recorded";
     else
         msg += "has ended (the tape is on pass " + std::to_string(tape_pass) + ")";
     msg += "; recompute it in the current pass, or read what you need before the next op is recorded";
@@ -203,7 +206,7 @@ void throw_stale(const char* where, std::uint64_t var_pass, const TapeState& tap
                     "), and that thread has exited; each thread records its own passes, so compute it on this "
                     "thread (or pass its value, not the Var)");
     }
-    throw_stale(where, var_pass, tape.pass, tape.graph_freed);
+    throw_stale(where, var_pass, tape.pass, tape.ended_by_backward);
 }
 
 void throw_undefined(const char* where)
@@ -217,13 +220,27 @@ void throw_other_thread(const char* op)
                 ": an input was recorded on another thread's tape; each thread records its own passes");
 }
 
-void throw_version(const char* op, std::size_t input, std::uint32_t now, std::uint32_t then)
+void throw_version(const char* op, std::size_t input, const Shape& shape, std::uint32_t now, std::uint32_t then)
 {
-    throw Error("backward: input " + std::to_string(input) + " of " + op +
-                " was modified in place after it was recorded (its version is " + std::to_string(now) +
+    throw Error("backward: input " + std::to_string(input) + " of " + op + " (a leaf of shape " + format_shape(shape) +
+                ") was modified in place after it was recorded (its version is " + std::to_string(now) +
                 ", the op saw version " + std::to_string(then) +
                 "); update parameters after backward, not between forward and backward");
 }
+
+void throw_resized(const char* op, std::size_t input, const Shape& now)
+{
+    throw Error("backward: input " + std::to_string(input) + " of " + op +
+                ", a leaf, was resized in place after it was recorded (it is now " + format_shape(now) +
+                "); update parameters after backward, not between forward and backward");
+}
+
+template <class T> void node_unreferenced(Node<T>* n) noexcept
+{
+    static_cast<Tape<T>*>(n->tape)->unreferenced(n);
+}
+template void node_unreferenced<float>(Node<float>*) noexcept;
+template void node_unreferenced<double>(Node<double>*) noexcept;
 
 template <class T>
 void reduce_into(const char* op, std::size_t input, Node<T>& node, const T* full, const Shape& full_shape)

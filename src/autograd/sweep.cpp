@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "tapegrad/autograd.hpp"
@@ -26,34 +27,73 @@ namespace tg::detail {
 // Not an anonymous namespace: tg::grad's lambdas capture these types (-Wsubobject-linkage).
 namespace sweep {
 
-template <class T> void check_versions(const Entry<T>& e)
+// Refuses to run an entry's backward when a leaf it read was changed in place since:
+// bumped versions (optimiser steps, set_value) and changed shapes (a value resized through
+// a reference taken before the op was recorded, which no version bump saw).
+template <class T> [[noreturn]] void throw_changed(const Entry<T>& e, std::size_t i)
 {
-    for (std::size_t i = 0; i < e.inputs.size(); ++i) {
-        if (e.inputs[i]->version != e.input_versions[i])
-            throw_version(e.name, i, e.inputs[i]->version, e.input_versions[i]);
+    const Node<T>* in = e.inputs[i];
+    const Shape shape(in->value.shape().begin(), in->value.shape().end());
+    if (in->version != e.input_seen[i].version) throw_version(e.name, i, shape, in->version, e.input_seen[i].version);
+    throw_resized(e.name, i, shape);
+}
+
+template <class T> TAPEGRAD_ALWAYS_INLINE void check_versions(const Entry<T>& e)
+{
+    const std::size_t n = e.inputs.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        const Node<T>* in = e.inputs[i];
+        const typename Entry<T>::Seen& seen = e.input_seen[i];
+        if (in->version != seen.version || (seen.shape != 0 && shape_fingerprint(in->value.shape()) != seen.shape))
+            throw_changed(e, i);
     }
 }
 
-// The tape that recorded a tape node, after checking it is this thread's and not freed.
+[[noreturn]] void throw_released(const char* who, const char* op)
+{
+    throw Error(std::string(who) + ": this graph was already backpropagated and released (reached op '" + op +
+                "' again); pass tg::retain_graph to the first backward to backpropagate through it again");
+}
+
+// The tape that recorded a tape node, after checking it is this thread's and that the
+// node's own entry was not released by an earlier backward.
 template <class T> Tape<T>& live_tape(const char* who, const Node<T>* n)
 {
     auto& tape = static_cast<Tape<T>&>(*n->tape);
     if (&tape != &Tape<T>::current())
         throw Error(std::string(who) + ": the output was recorded on another thread's tape");
-    if (tape.graph_freed) {
-        throw Error(std::string(who) + ": this pass was already backpropagated and its graph freed; pass "
-                                       "tg::retain_graph to the first backward to backpropagate through it again");
-    }
+    const Entry<T>& e = tape.entry(n->index);
+    if (e.life == EntryState::released) throw_released(who, e.name);
     return tape;
 }
 
+// Marks the tape as sweeping for the scope (nothing is reclaimed meanwhile), then collects
+// what became unreachable.
+template <class T> class Sweeping {
+public:
+    explicit Sweeping(Tape<T>& tape) noexcept : tape_(tape), was_(tape.flags.sweeping) { tape_.flags.sweeping = true; }
+    ~Sweeping()
+    {
+        tape_.flags.sweeping = was_;
+        if (!was_) tape_.collect();
+    }
+    Sweeping(const Sweeping&) = delete;
+    Sweeping& operator=(const Sweeping&) = delete;
+
+private:
+    Tape<T>& tape_;
+    bool was_;
+};
+
 // First-order sweep over entries top..0: every entry whose output received a gradient runs
-// its backward. before(i, e) runs first (tg::grad reads intermediate gradients there);
-// after(i, e, ran) runs for every entry, whether its backward ran or not (hooks).
+// its backward and, with `release`, is released. before(i, e) runs first (tg::grad reads
+// intermediate gradients there); after(i, e, ran) runs for every entry, whether its
+// backward ran or not (hooks).
 template <class T, class Before, class After>
-void sweep_values(Tape<T>& tape, std::size_t top, Before before, After after)
+void sweep_values(Tape<T>& tape, std::size_t top, bool release, Before before, After after)
 {
     const bool check = thread_flags.detect_anomaly;
+    Sweeping<T> sweeping(tape);
     try {
         for (std::size_t i = top + 1; i-- > 0;) {
             Entry<T>& e = tape.entry(i);
@@ -61,12 +101,14 @@ void sweep_values(Tape<T>& tape, std::size_t top, Before before, After after)
                 after(i, e, false);
                 continue;
             }
+            if (e.life == EntryState::released) throw_released("backward", e.name);
             before(i, e);
             check_versions(e);
             OpContext<T> c(e.name, e.inputs.data(), e.inputs.size(), &e.out, &e.saved, &e.saved_indices, true, &e,
                            check);
             e.backward(e, c);
             e.out.has_grad = false;
+            if (release) tape.release(e);
             after(i, e, true);
         }
     } catch (...) {
@@ -179,11 +221,14 @@ public:
 
     template <class Before> void run(Before before)
     {
+        std::optional<Sweeping<T>> sweeping;
+        if (tape_ != nullptr) sweeping.emplace(*tape_);
         for (std::size_t i = grads_.size(); i-- > 0;) {
             if (!grads_[i].defined()) continue;
             Entry<T>& e = tape_->entry(i);
             before(i, grads_[i]);
             if (targets_ != nullptr && !targets_->reaches(i)) continue;
+            if (e.life == EntryState::released) throw_released("backward", e.name);
             check_versions(e);
             if (e.vjp == nullptr) {
                 throw Error(std::string("backward: op '") + e.name +
@@ -349,16 +394,15 @@ template <class T> void backward_from(const Var<T>& out, const xt::xarray<T>* se
         n->grad.data()[0] = T(1);
     }
     n->has_grad = true;
+    const bool release = !options.retain_graph;
     if (any_hooks<T>()) {
         HookPlan<T> plan(tape, n->index);
         if (!plan.empty()) {
-            sweep_values(tape, n->index, Nothing{}, std::ref(plan));
-            if (!options.retain_graph) tape.graph_freed = true;
+            sweep_values(tape, n->index, release, Nothing{}, std::ref(plan));
             return;
         }
     }
-    sweep_values(tape, n->index, Nothing{}, Nothing{});
-    if (!options.retain_graph) tape.graph_freed = true;
+    sweep_values(tape, n->index, release, Nothing{}, Nothing{});
 }
 
 template void backward_from<float>(const Var<float>&, const xt::xarray<float>*, BackwardOptions);
@@ -407,9 +451,11 @@ std::vector<Var<T>> grad(const std::vector<Var<T>>& outputs, const std::vector<V
         }
         outs.push_back(n);
     }
-    if (any_entries && tape.graph_freed) {
-        throw Error("grad: this pass was already backpropagated and its graph freed; pass retain_graph (or "
-                    "create_graph) to the first backward or grad to differentiate through it again");
+    for (const Node<T>* n : outs) {
+        if (n->tape != nullptr && tape.entry(n->index).life == detail::EntryState::released) {
+            throw Error("grad: this graph was already backpropagated and released; pass retain_graph (or "
+                        "create_graph) to the first backward or grad to differentiate through it again");
+        }
     }
     for (std::size_t k = 0; k < inputs.size(); ++k) {
         Node<T>* n = inputs[k].node("grad");
@@ -475,7 +521,7 @@ std::vector<Var<T>> grad(const std::vector<Var<T>>& outputs, const std::vector<V
         }
         if (any_entries) {
             detail::sweep::sweep_values(
-                tape, top,
+                tape, top, !options.retain_graph,
                 [&](std::size_t, const detail::Entry<T>& e) {
                     if (targets.requested(&e.out)) deliver(&e.out, [&] { return constant(e.out.grad); });
                 },
@@ -494,7 +540,6 @@ std::vector<Var<T>> grad(const std::vector<Var<T>>& outputs, const std::vector<V
         }
         result[k] = constant(xt::xarray<T>(xt::zeros<T>(ins[k]->value.shape())));
     }
-    if (!options.retain_graph && !options.create_graph && any_entries) tape.graph_freed = true;
     return result;
 }
 
