@@ -830,6 +830,9 @@ TEST_CASE("module gradcheck names the parameter whose gradient is wrong", "[modu
     CHECK(r.input_index[1] < 3);
     // The detached copy hides half of the true derivative.
     CHECK(r.analytic == Approx(r.numerical / 2).epsilon(1e-4));
+    // A class in an anonymous namespace is named without it.
+    CHECK(model.type_name() == "Blocks");
+    CHECK(model.get_submodule("blocks.1")->type_name() == "HalfGradient");
     CHECK_THROWS_WITH(tg::gradcheck(model, std::function<Var<double>()>()),
                       Equals("gradcheck: the loss function is empty"));
     nn::Module<double> empty;
