@@ -16,47 +16,34 @@
 
 namespace nn = tg::nn;
 
-// A module of its own: forward composes layers and ops freely, as in PyTorch.
+// A module of its own: it registers its layers (PyTorch's names: conv1.weight, ...,
+// fc2.bias), and its forward composes them with ops freely, as in PyTorch.
 class LeNet : public nn::Module<float> {
 public:
     explicit LeNet(tg::Generator& gen)
-        : conv1_(1, 10, 5, {}, gen), conv2_(10, 20, 5, {}, gen), drop_(0.5, gen()), fc1_(320, 50, true, gen),
-          fc2_(50, 10, true, gen), dropout_gen_(gen())
-    {}
+    {
+        conv1_ = register_module("conv1", std::make_shared<nn::Conv2d<float>>(1, 10, 5, nn::Conv2dOptions{}, gen));
+        conv2_ = register_module("conv2", std::make_shared<nn::Conv2d<float>>(10, 20, 5, nn::Conv2dOptions{}, gen));
+        conv2_drop_ = register_module("conv2_drop", std::make_shared<nn::Dropout2d<float>>(0.5, gen()));
+        fc1_ = register_module("fc1", std::make_shared<nn::Linear<float>>(320, 50, true, gen));
+        fc2_ = register_module("fc2", std::make_shared<nn::Linear<float>>(50, 10, true, gen));
+        dropout_ = register_module("dropout", std::make_shared<nn::Dropout<float>>(0.5, gen()));
+    }
 
     // x [N, 1, 28, 28] -> log-probabilities [N, 10]
-    tg::Var<float> forward(const tg::Var<float>& x) override
+    tg::Var<float> forward(const tg::Var<float>& x)
     {
-        tg::Var<float> h = tg::relu(tg::max_pool2d(conv1_(x), {2, 2}));  // [N, 10, 12, 12]
-        h = tg::relu(tg::max_pool2d(drop_(conv2_(h)), {2, 2}));          // [N, 20, 4, 4]
-        h = tg::relu(fc1_(tg::reshape(h, {h.shape()[0], 320})));         // [N, 50]
-        if (is_training()) h = tg::dropout(h, 0.5f, dropout_gen_);
-        return tg::log_softmax(fc2_(h), 1);
+        tg::Var<float> h = tg::relu(tg::max_pool2d(conv1_->forward(x), {2, 2}));             // [N, 10, 12, 12]
+        h = tg::relu(tg::max_pool2d(conv2_drop_->forward(conv2_->forward(h)), {2, 2}));      // [N, 20, 4, 4]
+        h = dropout_->forward(tg::relu(fc1_->forward(tg::reshape(h, {h.shape()[0], -1}))));  // [N, 50]
+        return tg::log_softmax(fc2_->forward(h), 1);
     }
-
-    std::vector<std::pair<std::string, tg::Var<float>>> named_parameters() const override
-    {
-        std::vector<std::pair<std::string, tg::Var<float>>> out;
-        const std::pair<const char*, const nn::Module<float>*> layers[] = {
-            {"conv1", &conv1_}, {"conv2", &conv2_}, {"fc1", &fc1_}, {"fc2", &fc2_}};
-        for (const auto& [name, layer] : layers) {
-            for (const auto& np : layer->named_parameters())
-                out.emplace_back(std::string(name) + "." + np.first, np.second);
-        }
-        return out;
-    }
-    void train(bool on = true) override
-    {
-        nn::Module<float>::train(on);
-        drop_.train(on);
-    }
-    std::string type_name() const override { return "LeNet"; }
 
 private:
-    nn::Conv2d<float> conv1_, conv2_;
-    nn::Dropout2d<float> drop_;
-    nn::Linear<float> fc1_, fc2_;
-    tg::Generator dropout_gen_;
+    std::shared_ptr<nn::Conv2d<float>> conv1_, conv2_;
+    std::shared_ptr<nn::Dropout2d<float>> conv2_drop_;
+    std::shared_ptr<nn::Linear<float>> fc1_, fc2_;
+    std::shared_ptr<nn::Dropout<float>> dropout_;
 };
 
 int main(int argc, char** argv)
@@ -107,7 +94,7 @@ int main(int argc, char** argv)
             for (std::size_t b = 0; b < loader.num_batches(); ++b) {
                 const auto& batch_ = loader.batch(b);
                 sgd.zero_grad();
-                tg::Var<float> loss = tg::nll_loss(model(images(batch_.features)), batch_.labels);
+                tg::Var<float> loss = tg::nll_loss(model.forward(images(batch_.features)), batch_.labels);
                 loss.backward();
                 sgd.step();
                 loss_sum += static_cast<double>(loss.item()) * batch_.labels.size();
@@ -120,7 +107,7 @@ int main(int argc, char** argv)
             for (std::size_t first = 0; first < test.size(); first += 1000) {
                 const std::size_t count = std::min<std::size_t>(1000, test.size() - first);
                 const auto part = test.subset(first, count);
-                const xt::xarray<float> logp = model(images(part.features())).value();
+                const xt::xarray<float> logp = model.forward(images(part.features())).value();
                 for (std::size_t i = 0; i < count; ++i) {
                     std::size_t best = 0;
                     for (std::size_t k = 1; k < 10; ++k) best = logp(i, k) > logp(i, best) ? k : best;

@@ -1,200 +1,116 @@
-// The generic op tests: every registered op, over every sample its registration gives
-// (broadcasting pairs, size-1 dims, rank-0 scalars, transposed inputs), is checked against
-// its reference forward, gradchecked and gradgradchecked in float64, its fused first-order
-// kernel compared with its vjp rule, checked for gradient shapes and retain_graph
-// accumulation, and compared in float32 against float64. A new op is covered the moment
-// it is registered.
+// The generic op tests: every built-in op (one per file in ops/) goes through
+// tg::testing::check_op, which holds the one implementation of each check: the reference
+// forward value, gradcheck and gradgradcheck in float64, the fused first-order kernel
+// against the vjp rule, gradient shapes, retain_graph accumulation, float32 against
+// float64, and the error inputs. One test case per check, so that a failure names its
+// check and the suite runs them side by side. A new op is covered the moment its file
+// exists.
 
 #include <algorithm>
-#include <cmath>
 #include <filesystem>
 #include <set>
+#include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "tapegrad/tapegrad.hpp"
+#include "tapegrad/testing.hpp"
 
 namespace {
 
-constexpr std::uint64_t kSeed = 20261124;
-
-std::vector<tg::Var<double>> params_of(const std::vector<xt::xarray<double>>& xs)
+// The built-in ops: the names of the files in ops/, sorted.
+std::vector<std::string> builtin_ops()
 {
-    std::vector<tg::Var<double>> ps;
-    for (const auto& x : xs) ps.push_back(tg::parameter(x));
-    return ps;
+    std::vector<std::string> names;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(TAPEGRAD_OPS_DIR)) {
+        if (entry.path().extension() == ".cpp") names.push_back(entry.path().stem().string());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
 }
 
-tg::GradcheckOptions tight()
+// Runs one check on every built-in op; each failure line fails the test case. Returns how
+// many samples (or error inputs) the check ran on, over all ops.
+std::size_t check_every_op(const std::string& check)
 {
-    tg::GradcheckOptions opt;
-    opt.eps = 1e-6;
-    opt.atol = 1e-8;
-    opt.rtol = 1e-6;
-    return opt;
+    tg::testing::CheckOptions options;
+    options.checks = {check};
+    std::size_t runs = 0;
+    for (const auto& name : builtin_ops()) {
+        const tg::testing::CheckReport r = tg::testing::check_op(name, options);
+        INFO("samples drawn with tg::sample_seed(\"" << name << "\")");
+        for (const auto& line : r.failures) FAIL_CHECK(line);
+        for (const auto& c : r.checks) {
+            if (c.check == check) runs += c.runs;
+        }
+    }
+    return runs;
 }
 
 }  // namespace
 
-// |a - b| <= atol + rtol |b| elementwise, NaN equal to NaN. A plain loop over equal shapes:
-// xtensor's steppers offset the null data pointer of an empty array, which UBSan reports.
-static bool all_close(const xt::xarray<double>& a, const xt::xarray<double>& b, double rtol, double atol)
+TEST_CASE("every built-in op's sample generator gives samples with distinct labels", "[ops][registry]")
 {
-    if (a.size() != b.size()) return false;
-    for (std::size_t k = 0; k < a.size(); ++k) {
-        const double u = a.data()[k], w = b.data()[k];
-        if (std::isnan(u) && std::isnan(w)) continue;
-        if (u == w) continue;  // equal infinities
-        if (!(std::abs(u - w) <= atol + rtol * std::abs(w))) return false;
-    }
-    return true;
+    CHECK(check_every_op("samples") == builtin_ops().size());
 }
 
-TEST_CASE("every registered op computes its reference forward value", "[ops][forward]")
+TEST_CASE("every built-in op computes its reference forward value", "[ops][forward]")
 {
-    std::mt19937_64 rng(kSeed + 4);
-    for (const auto& info : tg::registered_ops()) {
-        std::size_t with_reference = 0;
-        for (const auto& s : info.samples(rng)) {
-            if (!s.reference) continue;
-            ++with_reference;
-            INFO(info.name << " " << s.label << " (seed " << kSeed + 4 << ")");
-            std::vector<tg::Var<double>> cs;
-            for (const auto& x : s.inputs) cs.push_back(tg::constant(x));
-            const xt::xarray<double> y = s.f64(cs).value();
-            const xt::xarray<double> want = s.reference(s.inputs);
-            REQUIRE(y.shape() == want.shape());
-            CHECK(all_close(y, want, 1e-12, 1e-12));  // NaN where the reference has NaN
-        }
-        INFO(info.name << " has no sample with a reference forward value");
-        CHECK(with_reference > 0);
-    }
+    CHECK(check_every_op("reference") > 100);
 }
 
-// Runs check(result of checker) in a section of its own for every sample of every op.
-template <class Checker> void check_every_sample(const char* what, Checker checker)
+TEST_CASE("every built-in op passes gradcheck in float64 at tight tolerance", "[ops][gradcheck]")
 {
-    std::mt19937_64 rng(kSeed);
-    std::size_t checked = 0;
-    for (const auto& info : tg::registered_ops()) {
-        for (const auto& s : info.samples(rng)) {
-            DYNAMIC_SECTION(info.name << " " << s.label)
-            {
-                INFO("seed " << kSeed);
-                tg::GradcheckResult r;
-                try {
-                    r = checker(s);
-                } catch (const tg::Error& e) {
-                    FAIL(info.name << ": " << what << " threw: " << e.what());
-                }
-                INFO(r.message);
-                CHECK(r.ok);
-            }
-            ++checked;
-        }
-    }
-    CHECK(checked > 100);
+    CHECK(check_every_op("gradcheck") > 100);
 }
 
-TEST_CASE("every registered op passes gradcheck in float64 at tight tolerance", "[ops][gradcheck]")
+TEST_CASE("every built-in op passes gradgradcheck in float64: it is twice differentiable", "[ops][gradgradcheck]")
 {
-    check_every_sample("gradcheck", [](const tg::OpSample& s) { return tg::gradcheck(s.f64, s.inputs, tight()); });
+    CHECK(check_every_op("gradgradcheck") > 100);
 }
 
-TEST_CASE("every registered op passes gradgradcheck in float64: it is twice differentiable", "[ops][gradgradcheck]")
+TEST_CASE("every built-in op's fused first-order kernel agrees with its vjp rule", "[ops][rule]")
 {
-    check_every_sample("gradgradcheck",
-                       [](const tg::OpSample& s) { return tg::gradgradcheck(s.f64, s.inputs, tight()); });
+    CHECK(check_every_op("kernel_vs_rule") > 100);
 }
 
-TEST_CASE("every op's fused first-order kernel agrees with its vjp rule", "[ops][rule]")
+TEST_CASE("every built-in op gives each input a gradient of the input's shape", "[ops][shapes]")
 {
-    std::mt19937_64 rng(kSeed + 5);
-    for (const auto& info : tg::registered_ops()) {
-        for (const auto& s : info.samples(rng)) {
-            INFO(info.name << " " << s.label << " (seed " << kSeed + 5 << ")");
-            auto ps = params_of(s.inputs);
-            tg::Var<double> y = s.f64(ps);
-            const xt::xarray<double> seed = tg::sample_uniform(rng, {y.shape().begin(), y.shape().end()}, -1, 1);
-            const auto by_kernel = tg::grad<double>({y}, ps, {tg::constant(seed)}, {false, true, true});
-            const auto by_rule = tg::grad<double>({y}, ps, {tg::constant(seed)}, {true, true, true});
-            for (std::size_t i = 0; i < ps.size(); ++i) {
-                INFO("input " << i);
-                REQUIRE(by_kernel[i].shape() == by_rule[i].shape());
-                CHECK(all_close(by_kernel[i].value(), by_rule[i].value(), 1e-12, 1e-14));
-            }
-        }
-    }
-}
-
-TEST_CASE("every registered op gives each input a gradient of the input's shape", "[ops][shapes]")
-{
-    std::mt19937_64 rng(kSeed + 1);
-    for (const auto& info : tg::registered_ops()) {
-        for (const auto& s : info.samples(rng)) {
-            INFO(info.name << " " << s.label << " (seed " << kSeed + 1 << ")");
-            auto ps = params_of(s.inputs);
-            tg::Var<double> y = s.f64(ps);
-            y.backward(xt::ones<double>(y.shape()));
-            for (std::size_t i = 0; i < ps.size(); ++i) {
-                INFO("input " << i);
-                REQUIRE(ps[i].has_grad());
-                CHECK(ps[i].grad().shape() == ps[i].shape());
-            }
-        }
-    }
+    CHECK(check_every_op("grad_shapes") > 100);
 }
 
 TEST_CASE("two backward passes with retain_graph accumulate exactly twice", "[ops][accumulate]")
 {
-    std::mt19937_64 rng(kSeed + 2);
-    for (const auto& info : tg::registered_ops()) {
-        for (const auto& s : info.samples(rng)) {
-            INFO(info.name << " " << s.label << " (seed " << kSeed + 2 << ")");
-            auto ps = params_of(s.inputs);
-            tg::Var<double> y = s.f64(ps);
-            const xt::xarray<double> seed = tg::sample_uniform(rng, {y.shape().begin(), y.shape().end()}, -1, 1);
-            y.backward(seed, tg::retain_graph);
-            std::vector<xt::xarray<double>> once;
-            for (auto& p : ps) once.push_back(p.grad());
-            y.backward(seed);
-            for (std::size_t i = 0; i < ps.size(); ++i) CHECK(ps[i].grad() == 2.0 * once[i]);
-        }
-    }
+    CHECK(check_every_op("retain_graph") > 100);
 }
 
-TEST_CASE("every registered op agrees in float32 with float64", "[ops][float32]")
+TEST_CASE("every built-in op agrees in float32 with float64", "[ops][float32]")
 {
-    std::mt19937_64 rng(kSeed + 3);
-    for (const auto& info : tg::registered_ops()) {
-        for (const auto& s : info.samples(rng)) {
-            INFO(info.name << " " << s.label << " (seed " << kSeed + 3 << ")");
-            auto p64 = params_of(s.inputs);
-            std::vector<tg::Var<float>> p32;
-            for (const auto& x : s.inputs) p32.push_back(tg::parameter(xt::xarray<float>(xt::cast<float>(x))));
-            tg::Var<double> y64 = s.f64(p64);
-            tg::Var<float> y32 = s.f32(p32);
-            REQUIRE(y32.shape() == y64.shape());
-            CHECK(xt::all(xt::isclose(xt::cast<double>(y32.value()), y64.value(), 1e-4, 1e-5, true)));
-            const xt::xarray<double> seed = tg::sample_uniform(rng, {y64.shape().begin(), y64.shape().end()}, -1, 1);
-            y64.backward(seed);
-            y32.backward(xt::xarray<float>(xt::cast<float>(seed)));
-            for (std::size_t i = 0; i < p64.size(); ++i) {
-                INFO("input " << i);
-                CHECK(xt::allclose(xt::cast<double>(p32[i].grad()), p64[i].grad(), 1e-3, 1e-4));
-            }
-        }
-    }
+    CHECK(check_every_op("float32") > 100);
 }
 
-TEST_CASE("every op's sample labels are distinct", "[ops][registry]")
+TEST_CASE("every built-in op refuses its error inputs with a tg::Error that names it", "[ops][error_inputs]")
 {
-    std::mt19937_64 rng(kSeed);
+    CHECK(check_every_op("error_inputs") > 100);
+}
+
+TEST_CASE("every built-in op that can be misused has error inputs", "[ops][error_inputs]")
+{
+    // These accept every call their signature allows: one Var of any shape and any values
+    // (an undefined or stale Var is the misuse suite's, tests/test_misuse.cpp).
+    const std::set<std::string> accept_everything{"abs",   "cos",         "exp",    "expm1", "gelu",    "log",
+                                                  "log1p", "log_sigmoid", "neg",    "relu",  "sigmoid", "silu",
+                                                  "sin",   "sqrt",        "square", "tanh"};
+    const auto names = builtin_ops();
     for (const auto& info : tg::registered_ops()) {
-        std::set<std::string> labels;
-        for (const auto& s : info.samples(rng)) {
-            INFO(info.name << " has two samples labelled '" << s.label << "'");
-            CHECK(labels.insert(s.label).second);
+        if (!std::binary_search(names.begin(), names.end(), info.name)) continue;
+        const std::size_t n = info.error_inputs ? info.error_inputs().size() : 0;
+        INFO(info.name << " has " << n << " error inputs");
+        if (accept_everything.count(info.name) != 0) {
+            CHECK(n == 0);
+        } else {
+            CHECK(n > 0);
         }
     }
 }
@@ -203,14 +119,12 @@ TEST_CASE("every op file in ops/ has a registration under its own name", "[ops][
 {
     std::set<std::string> names;
     for (const auto& info : tg::registered_ops()) names.insert(info.name);
-    std::size_t files = 0;
-    for (const auto& entry : std::filesystem::recursive_directory_iterator(TAPEGRAD_OPS_DIR)) {
-        if (entry.path().extension() != ".cpp") continue;
-        ++files;
-        INFO(entry.path().string() << " has no registration named " << entry.path().stem().string());
-        CHECK(names.count(entry.path().stem().string()) == 1);
+    const auto files = builtin_ops();
+    for (const auto& file : files) {
+        INFO("ops/.../" << file << ".cpp has no registration named " << file);
+        CHECK(names.count(file) == 1);
     }
-    CHECK(files >= 20);
+    CHECK(files.size() >= 20);
     for (const auto& required : {"add",
                                  "sub",
                                  "mul",

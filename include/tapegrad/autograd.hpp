@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -15,6 +16,10 @@
 #include "tapegrad/var.hpp"
 
 namespace tg {
+
+namespace nn {
+template <class T> class Module;
+}  // namespace nn
 
 /// Options for tg::grad.
 struct GradOptions {
@@ -70,6 +75,16 @@ xt::xarray<T> vjp(const std::function<Var<T>(const Var<T>&)>& f, const xt::xarra
 /// double-vjp trick (the vjp is linear in u, so differentiating it with respect to u gives J v).
 template <class T>
 xt::xarray<T> jvp(const std::function<Var<T>(const Var<T>&)>& f, const xt::xarray<T>& x, const xt::xarray<T>& v);
+
+/// Hessian-vector product of a module's one-element loss with respect to its parameters:
+/// H v by parameter name, for the direction `v` given by parameter name (names not given
+/// count as zeros; an unknown name or a shape that differs from the parameter's is a
+/// tg::Error). `loss` computes the loss from the module as it stands; what it records is
+/// dropped afterwards, as in the other transforms. Every parameter that requires grad gets an
+/// entry (zeros when the loss does not depend on it).
+template <class T>
+std::map<std::string, xt::xarray<T>> hvp(nn::Module<T>& module, const std::function<Var<detail::scalar_t<T>>()>& loss,
+                                         const std::map<std::string, xt::xarray<detail::scalar_t<T>>>& v);
 
 namespace detail {
 template <class F, class T>

@@ -14,6 +14,10 @@
 
 namespace tg {
 
+namespace nn {
+template <class T> class Module;
+}  // namespace nn
+
 /// Tolerances; the defaults are PyTorch's gradcheck defaults.
 struct GradcheckOptions {
     double eps = 1e-6;   ///< finite-difference step
@@ -33,6 +37,7 @@ struct GradcheckResult {
     std::vector<std::size_t> output_index;  ///< which element of the output
     double analytic = 0;                    ///< d output / d input from the tape
     double numerical = 0;                   ///< the same by central differences
+    std::string parameter;                  ///< module checks: that input's parameter name ("" otherwise)
     std::string message;                    ///< one readable line
     explicit operator bool() const noexcept { return ok; }
 };
@@ -59,6 +64,24 @@ GradcheckResult gradcheck(const GradcheckFnF& f, const std::vector<xt::xarray<fl
 /// torch.autograd.gradgradcheck does. Fails when an op on the way has no vjp rule (the
 /// message says which).
 GradcheckResult gradgradcheck(const GradcheckFn& f, const std::vector<xt::xarray<double>>& inputs,
+                              const GradcheckOptions& options = {});
+
+/// gradcheck of a module's loss with respect to every parameter that requires grad
+/// (named_parameters()): `loss` computes the loss from the module as it stands, and is
+/// evaluated with the module's own parameters perturbed in place. The result names the
+/// parameter (`result.parameter`), e.g. `gradcheck: parameter 'blocks.1.fc.weight' element
+/// [2, 0]: analytic ... vs numerical ...`. Before every evaluation the module's buffers and
+/// generators and the thread's default generator are put back as they were at the start, so
+/// BatchNorm's running statistics and Dropout's masks are the same in each; afterwards
+/// parameters, buffers and generators are as they were before the check.
+GradcheckResult gradcheck(nn::Module<double>& module, const std::function<Var<double>()>& loss,
+                          const GradcheckOptions& options = {});
+
+/// gradgradcheck of a module's loss with respect to every parameter that requires grad: the
+/// derivatives of tg::grad(loss, parameters, v, create_graph) with respect to the parameters
+/// and v, as gradgradcheck; messages name the parameter and the gradient, e.g.
+/// `gradgradcheck: parameter 'fc.weight' element [0, 1], gradient of 'fc.bias' element [1]: ...`.
+GradcheckResult gradgradcheck(nn::Module<double>& module, const std::function<Var<double>()>& loss,
                               const GradcheckOptions& options = {});
 
 }  // namespace tg

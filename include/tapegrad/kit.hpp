@@ -1,8 +1,9 @@
 #pragma once
 /// \file kit.hpp
 /// Everything an op file needs, built-in or user-written: the op kit (tg::record, the
-/// contexts, registration), raw-memory kernels, broadcasting, axis helpers, BLAS, the
-/// elementwise helpers whose derivative is stated once, and sample generators.
+/// contexts), registration (tapegrad/testing/registry.hpp), raw-memory kernels,
+/// broadcasting, axis helpers, BLAS, the elementwise helpers whose derivative is stated
+/// once, and sample generators.
 
 #include "tapegrad/kit/axis.hpp"
 #include "tapegrad/kit/blas.hpp"
@@ -13,6 +14,7 @@
 #include "tapegrad/kit/samples.hpp"
 #include "tapegrad/op.hpp"
 #include "tapegrad/ops.hpp"
+#include "tapegrad/testing/registry.hpp"
 
 /// Instantiates `Var<T> NAME(const Var<T>&)` for float and double.
 #define TAPEGRAD_INSTANTIATE_UNARY(NAME)                                                                               \

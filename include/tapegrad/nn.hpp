@@ -1,6 +1,9 @@
 #pragma once
 /// \file nn.hpp
-/// Layers on top of the tape: Dense, activations, Dropout, Sequential, and initialisers.
+/// Modules and layers on top of the tape: the Module base (registration of parameters,
+/// buffers, generators and child modules; names, state_dict, summary), Dense, the layers of
+/// convolutional networks, activations, Dropout, Sequential, ModuleList, initialisers, and
+/// functional_call.
 ///
 /// \code
 /// tg::nn::Sequential<float> model{tg::nn::Dense<float>(2, 3, tg::nn::Activation::sigmoid),
@@ -15,6 +18,7 @@
 #include <functional>
 #include <initializer_list>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -93,63 +97,211 @@ inline Initializer kaiming_normal()
 
 /// A module's state that is not a parameter, such as BatchNorm's running statistics:
 /// saved and restored with the parameters (tg::io::save_parameters, checkpoints), never
-/// given to optimisers. Exactly one pointer is set; it points into the module.
+/// given to optimisers. Exactly one pointer is set; it points into the module that
+/// registered the buffer.
 template <class T> struct BufferRef {
     xt::xarray<T>* values = nullptr;  ///< floating point, in the model's dtype
     std::int64_t* count = nullptr;    ///< an integer, stored as a rank-0 I64 tensor (as PyTorch)
 };
 
-/// Base of every layer. A module maps a Var to a Var and owns parameters.
+template <class T> class Module;
+
+namespace detail {
+template <class T> class ParameterSwap;
+}  // namespace detail
+
+/// Base of every layer and of the user's own modules. A module registers what it owns:
+/// parameters (`register_parameter`), other modules (`register_module`), buffers
+/// (`register_buffer`, state that is saved but never optimised) and random generators
+/// (`register_generator`, saved in training checkpoints). Names, traversal, `train()` and
+/// `eval()`, `zero_grad()`, `state_dict()` and `summary()` follow from the registrations,
+/// with PyTorch's names and order: a module's own entries in registration order, then each
+/// child's, prefixed with the child's name and a dot ("blocks.0.fc.weight").
+///
+/// \code
+/// class Block : public tg::nn::Module<float> {
+/// public:
+///     Block() {
+///         fc_ = register_module("fc", std::make_shared<tg::nn::Linear<float>>(8, 8));
+///         norm_ = register_module("norm", std::make_shared<tg::nn::LayerNorm<float>>(std::vector<std::size_t>{8}));
+///     }
+///     tg::Var<float> forward(const tg::Var<float>& x) { return x + fc_->forward(norm_->forward(x)); }
+/// private:
+///     std::shared_ptr<tg::nn::Linear<float>> fc_;
+///     std::shared_ptr<tg::nn::LayerNorm<float>> norm_;
+/// };
+/// \endcode
+///
+/// A module's forward may take any arguments: Module declares none. Sequential holds
+/// modules whose forward takes one Var.
+///
+/// Copying a module shares its parameters and child modules with the copy (Vars and
+/// shared pointers are handles) and copies its buffers and generators.
 template <class T> class Module {
 public:
+    Module() = default;
+    Module(const Module& other);
+    Module(Module&& other) noexcept = default;
+    Module& operator=(const Module& other);
+    Module& operator=(Module&& other) noexcept = default;
     virtual ~Module() = default;
 
-    virtual Var<T> forward(const Var<T>& x) = 0;
-    Var<T> operator()(const Var<T>& x) { return forward(x); }
+    // --- registration -------------------------------------------------------------------
+    // Names are non-empty, contain no '.', and are unique within the module across
+    // parameters, buffers, generators and children; anything else is a tg::Error.
 
-    /// The parameters with their names, in order ("weight", "bias"; "0.weight", ... in a Sequential).
-    virtual std::vector<std::pair<std::string, Var<T>>> named_parameters() const { return {}; }
+    /// Registers a parameter (a leaf: tg::parameter, or a tg::constant for a frozen one) and
+    /// returns the registered handle. Copies of it are the same tensor; functional_call
+    /// replaces only what the module holds, so a forward that should follow functional_call
+    /// reads its parameters back from the module (a layer's `weight()`, or `get_parameter`).
+    Var<T> register_parameter(std::string name, Var<T> value);
+
+    /// Registers a child module and returns it. Its entries appear under "name." in the
+    /// names of this module. Registering a module into itself or into one of its own
+    /// descendants is refused.
+    template <class M> std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> module)
+    {
+        static_assert(std::is_base_of<Module<T>, M>::value,
+                      "register_module: the module must derive from tg::nn::Module<T> with the same T");
+        add_child("register_module", std::move(name), module);
+        return module;
+    }
+
+    /// Registers a floating-point buffer (saved and loaded with the parameters, never
+    /// optimised) and returns a reference to the module's copy; the reference stays valid
+    /// while the module lives, including after a move of the module, but not in a copy of it.
+    xt::xarray<T>& register_buffer(std::string name, xt::xarray<T> value);
+
+    /// Registers an integer buffer (BatchNorm's num_batches_tracked): a rank-0 int64 tensor
+    /// in files, as in PyTorch.
+    std::int64_t& register_count_buffer(std::string name, std::int64_t value = 0);
+
+    /// Registers a random generator that the module draws from while training (Dropout's
+    /// masks); training checkpoints save and restore its state, so a resumed run repeats
+    /// exactly.
+    Generator& register_generator(std::string name, Generator generator);
+
+    // --- traversal ----------------------------------------------------------------------
+
+    /// The parameters with their dotted names, in PyTorch's order: this module's own in
+    /// registration order, then each child's (recursively), children in registration order.
+    /// A parameter reachable twice (a shared module, tied weights) is listed once, under
+    /// its first name. With recurse = false, only this module's own.
+    std::vector<std::pair<std::string, Var<T>>> named_parameters(bool recurse = true) const;
     /// The parameters in the order of named_parameters().
-    std::vector<Var<T>> parameters() const;
+    std::vector<Var<T>> parameters(bool recurse = true) const;
     /// Total number of parameter elements.
     std::size_t num_parameters() const;
 
-    /// The buffers with their names, in PyTorch's state_dict order ("running_mean",
-    /// "running_var", "num_batches_tracked"; prefixed like parameters in a Sequential).
-    virtual std::vector<std::pair<std::string, BufferRef<T>>> named_buffers() { return {}; }
+    /// The buffers with their dotted names, in PyTorch's order (as named_parameters).
+    std::vector<std::pair<std::string, BufferRef<T>>> named_buffers(bool recurse = true);
+    /// The random generators with their dotted names (as named_parameters).
+    std::vector<std::pair<std::string, Generator*>> named_generators(bool recurse = true);
 
-    /// The random generators the module draws from while training (Dropout's masks), by
-    /// name; checkpoints save and restore their states so a resumed run repeats exactly.
-    virtual std::vector<std::pair<std::string, Generator*>> named_generators() { return {}; }
+    /// The direct children in registration order.
+    std::vector<std::pair<std::string, std::shared_ptr<Module<T>>>> named_children() const;
+    /// This module (first, named "") and every module below it, depth first in
+    /// registration order, each once. The first entry does not own the module (it may live
+    /// on the stack); the others share ownership with their parents.
+    std::vector<std::pair<std::string, std::shared_ptr<Module<T>>>> named_modules() const;
 
-    /// Training mode (the default) or evaluation mode; changes what Dropout does.
-    virtual void train(bool on = true) { training_ = on; }
+    /// The parameter with this dotted name ("blocks.0.fc.weight"): what the module holds
+    /// now, i.e. a functional_call's stand-in while one runs. Throws tg::Error naming it
+    /// when there is none.
+    const Var<T>& get_parameter(const std::string& name) const;
+    /// The module with this dotted name ("blocks.0"; "" is this module).
+    std::shared_ptr<Module<T>> get_submodule(const std::string& name) const;
+
+    // --- modes and gradients ------------------------------------------------------------
+
+    /// Training mode (the default) or evaluation mode, for this module and every module
+    /// below it; changes what Dropout and BatchNorm do. A module that overrides it calls
+    /// Module<T>::train(on).
+    virtual void train(bool on = true);
     void eval() { train(false); }
     bool is_training() const noexcept { return training_; }
+    /// Forgets every parameter's gradient (as Var::zero_grad), recursively.
+    void zero_grad();
 
-    /// The layer's type as shown by summary(), e.g. "Dense".
-    virtual std::string type_name() const = 0;
-    /// Output features for `in` input features (unknown: nullopt), for summary().
-    virtual std::optional<std::size_t> output_features(std::optional<std::size_t> in) const { return in; }
+    // --- state --------------------------------------------------------------------------
 
-    /// A table like Keras' model.summary(): layer, output shape, parameter count, total.
+    /// Every parameter and buffer by its dotted name, as float64 (an integer buffer holds
+    /// its count): PyTorch's state_dict keys. A module reachable under two names appears
+    /// under both, as in PyTorch.
+    std::map<std::string, xt::xarray<double>> state_dict() const;
+    /// The keys of state_dict() in the order of PyTorch's state_dict: each module's own
+    /// parameters, then its own buffers, then its children's entries, depth first.
+    std::vector<std::string> state_dict_keys() const;
+    /// The reverse, into a model of any dtype (values rounded to T). With strict, the state
+    /// must hold every key of state_dict() and no other; without, missing keys keep their
+    /// values and extra keys are ignored. Shapes must match either way, and an integer buffer
+    /// takes only integral values. All or nothing: nothing changes unless every entry fits,
+    /// and the tg::Error lists every problem by name.
+    void load_state_dict(const std::map<std::string, xt::xarray<double>>& state, bool strict = true);
+
+    // --- description --------------------------------------------------------------------
+
+    /// The module's type as summary() shows it: by default the class's name without
+    /// namespaces or template arguments ("ResidualBlock", "Linear").
+    virtual std::string type_name() const;
+    /// Output features for `in` input features (unknown: nullopt), for summary(). The
+    /// default is unknown; layers that keep the feature count return `in`.
+    virtual std::optional<std::size_t> output_features(std::optional<std::size_t> in) const
+    {
+        (void)in;
+        return std::nullopt;
+    }
+
+    /// A table like Keras' model.summary(): every registered module below this one, nested
+    /// ones indented under their parents, with its output features (where known) and its
+    /// parameter count (its children's included); then the totals.
     std::string summary() const;
     /// Prints summary() to `out`.
     void print_summary(std::ostream& out) const;
 
 protected:
-    /// Rows of the summary table: (name, type, output features, parameters).
-    struct SummaryRow {
-        std::string name, type;
-        std::optional<std::size_t> features;
-        std::size_t params;
-    };
-    virtual void summary_rows(std::vector<SummaryRow>& rows, std::optional<std::size_t>& features,
-                              const std::string& prefix) const;
+    /// This module's i-th own parameter, in registration order (what a built-in layer reads
+    /// in forward, so that functional_call reaches it).
+    const Var<T>& own_parameter(std::size_t i) const noexcept { return params_[i].second; }
+    /// The i-th own parameter if `present`, else an undefined Var (a layer built without bias).
+    const Var<T>& own_parameter_if(bool present, std::size_t i) const noexcept;
+    /// This module's i-th own buffer, in registration order (a floating-point one).
+    xt::xarray<T>& own_buffer(std::size_t i) { return *buffers_[i].values; }
+    const xt::xarray<T>& own_buffer(std::size_t i) const { return *buffers_[i].values; }
+    /// This module's i-th own buffer, in registration order (an integer one).
+    std::int64_t& own_count(std::size_t i) { return *buffers_[i].count; }
+    std::int64_t own_count(std::size_t i) const { return *buffers_[i].count; }
+    /// This module's i-th own generator, in registration order.
+    Generator& own_generator(std::size_t i) { return *generators_[i].second; }
+    const Generator& own_generator(std::size_t i) const { return *generators_[i].second; }
+
+    /// Registers a child (the non-template part of register_module); `who` names the
+    /// calling function in errors.
+    void add_child(const char* who, std::string name, std::shared_ptr<Module<T>> module);
 
     bool training_ = true;
 
-    template <class> friend class Sequential;
+private:
+    struct Buffer {
+        std::string name;
+        std::unique_ptr<xt::xarray<T>> values;  // exactly one of the two is set; on the heap,
+        std::unique_ptr<std::int64_t> count;    // so references survive a move of the module
+    };
+
+    /// Calls f(name, module, holder) for this module (name "", no holder) and every module
+    /// below it, depth first in registration order: each module once when `unique` (as
+    /// named_modules), else once under every name it is reachable by (as state_dict).
+    using Visitor = std::function<void(const std::string&, const Module&, const std::shared_ptr<Module>&)>;
+    void visit(const std::string& name, bool unique, const Visitor& f) const;
+    void check_name(const char* who, const std::string& name) const;
+    void copy_state_from(const Module& other);
+
+    std::vector<std::pair<std::string, Var<T>>> params_;
+    std::vector<Buffer> buffers_;
+    std::vector<std::pair<std::string, std::unique_ptr<Generator>>> generators_;
+    std::vector<std::pair<std::string, std::shared_ptr<Module<T>>>> children_;
+
+    template <class> friend class detail::ParameterSwap;
 };
 
 /// y = activation(x @ W + b), x: [batch, in], W: [in, out], b: [out].
@@ -161,101 +313,124 @@ public:
           const init::Initializer& weight_init = init::glorot_uniform(),
           const init::Initializer& bias_init = init::zeros(), Generator& gen = default_generator());
 
-    Var<T> forward(const Var<T>& x) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
 
     /// The weight parameter, [in, out].
-    const Var<T>& weight() const noexcept { return weight_; }
+    const Var<T>& weight() const noexcept { return this->own_parameter(0); }
     /// The bias parameter, [out].
-    const Var<T>& bias() const noexcept { return bias_; }
+    const Var<T>& bias() const noexcept { return this->own_parameter(1); }
     std::size_t in_features() const noexcept { return in_; }
     std::size_t out_features() const noexcept { return out_; }
     Activation activation() const noexcept { return activation_; }
 
-    std::vector<std::pair<std::string, Var<T>>> named_parameters() const override;
     std::string type_name() const override;
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return out_; }
 
 private:
     std::size_t in_, out_;
     Activation activation_;
-    Var<T> weight_, bias_;
 };
 
 /// Elementwise sigmoid as a layer.
 template <class T> class Sigmoid : public Module<T> {
 public:
-    Var<T> forward(const Var<T>& x) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "Sigmoid"; }
+    std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
 };
 
 /// Elementwise tanh as a layer.
 template <class T> class Tanh : public Module<T> {
 public:
-    Var<T> forward(const Var<T>& x) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "Tanh"; }
+    std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
 };
 
 /// Elementwise max(x, 0) as a layer.
 template <class T> class ReLU : public Module<T> {
 public:
-    Var<T> forward(const Var<T>& x) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "ReLU"; }
+    std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
 };
 
 /// Zeroes each element with probability p while training and scales the rest by
 /// 1 / (1 - p), so evaluation (eval(): identity) needs no rescaling. Masks come from
-/// its own generator, seeded at construction: runs repeat exactly.
+/// its own generator (registered as "generator"), seeded at construction: runs repeat exactly.
 template <class T> class Dropout : public Module<T> {
 public:
     /// Seeded from the thread's default generator (see tg::manual_seed).
     explicit Dropout(double p = 0.5);
     /// Seeded explicitly.
     Dropout(double p, std::uint64_t seed);
-    Var<T> forward(const Var<T>& x) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "Dropout"; }
+    std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
     double p() const noexcept { return p_; }
     /// The mask generator (its state goes into training checkpoints).
-    Generator& generator() noexcept { return gen_; }
-    const Generator& generator() const noexcept { return gen_; }
-    std::vector<std::pair<std::string, Generator*>> named_generators() override { return {{"generator", &gen_}}; }
+    Generator& generator() noexcept { return this->own_generator(0); }
+    const Generator& generator() const noexcept { return this->own_generator(0); }
 
 private:
     double p_;
-    Generator gen_;
 };
 
-template <class T> class Sequential;
+namespace detail {
+/// True when M has a forward that takes one Var<T> and returns a Var<T>.
+template <class M, class T, class = void> struct has_unary_forward : std::false_type {};
+template <class M, class T>
+struct has_unary_forward<M, T, std::void_t<decltype(std::declval<M&>().forward(std::declval<const Var<T>&>()))>>
+    : std::is_convertible<decltype(std::declval<M&>().forward(std::declval<const Var<T>&>())), Var<T>> {};
+}  // namespace detail
 
-/// Any module, held by shared pointer; converts implicitly from a module value (copied) or
-/// a std::shared_ptr to one (shared), so `Sequential<T>{Dense<T>(2, 3), Sigmoid<T>()}` works.
+/// A module whose forward takes one Var, held by shared pointer together with that forward;
+/// converts implicitly from a module value (copied or moved) or a std::shared_ptr to one
+/// (shared), so `Sequential<T>{Dense<T>(2, 3), Sigmoid<T>()}` works.
 template <class T> class AnyModule {
 public:
     template <class M, class = std::enable_if_t<std::is_base_of<Module<T>, std::decay_t<M>>::value>>
-    AnyModule(M&& m) : ptr_(std::make_shared<std::decay_t<M>>(std::forward<M>(m)))
+    AnyModule(M&& m) : AnyModule(std::make_shared<std::decay_t<M>>(std::forward<M>(m)))
     {}
     template <class M, class = std::enable_if_t<std::is_base_of<Module<T>, M>::value>>
-    AnyModule(std::shared_ptr<M> m) : ptr_(std::move(m))
-    {}
+    AnyModule(std::shared_ptr<M> m) : ptr_(m)
+    {
+        static_assert(detail::has_unary_forward<M, T>::value,
+                      "Sequential holds modules with a forward(const tg::Var<T>&) returning a tg::Var<T>; "
+                      "call modules with other forwards from a module of your own");
+        M* raw = m.get();
+        // The module itself, not a copy: the Sequential co-owns it through ptr_.
+        if (raw != nullptr) forward_ = [raw](const Var<T>& x) { return Var<T>(raw->forward(x)); };
+    }
     const std::shared_ptr<Module<T>>& ptr() const noexcept { return ptr_; }
+    /// The module's forward.
+    Var<T> forward(const Var<T>& x) const { return forward_(x); }
 
 private:
     std::shared_ptr<Module<T>> ptr_;
+    std::function<Var<T>(const Var<T>&)> forward_;
 };
 
-/// Modules applied in order. Parameter names are prefixed with the module's index.
+/// Modules applied in order, registered under their index ("0", "1", ...) or a name of
+/// their own, so parameter names are "0.weight", ... as in torch.nn.Sequential.
 template <class T> class Sequential : public Module<T> {
 public:
     Sequential() = default;
     Sequential(std::initializer_list<AnyModule<T>> modules);
 
-    /// Appends a module; returns *this for chaining.
+    /// Appends a module under its index; returns *this for chaining. The module takes the
+    /// Sequential's training mode.
     Sequential& add(AnyModule<T> module);
+    /// Appends a module under a name of its own (torch.nn.Sequential from an OrderedDict).
+    Sequential& add(std::string name, AnyModule<T> module);
 
-    Var<T> forward(const Var<T>& x) override;
-    std::vector<std::pair<std::string, Var<T>>> named_parameters() const override;
-    std::vector<std::pair<std::string, BufferRef<T>>> named_buffers() override;
-    std::vector<std::pair<std::string, Generator*>> named_generators() override;
-    void train(bool on = true) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "Sequential"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override;
 
@@ -269,9 +444,45 @@ public:
         return *m;
     }
 
-protected:
-    void summary_rows(std::vector<typename Module<T>::SummaryRow>& rows, std::optional<std::size_t>& features,
-                      const std::string& prefix) const override;
+private:
+    [[noreturn]] void throw_wrong_type(std::size_t i) const;
+    std::vector<AnyModule<T>> modules_;
+};
+
+/// Modules held in a list and registered under their index ("0", "1", ...), as
+/// torch.nn.ModuleList: no forward of its own; the owner calls them. Any module may be
+/// held, whatever its forward takes.
+template <class T> class ModuleList : public Module<T> {
+public:
+    ModuleList() = default;
+
+    /// Appends a module (shared); returns *this for chaining.
+    template <class M> ModuleList& push_back(std::shared_ptr<M> module)
+    {
+        static_assert(std::is_base_of<Module<T>, M>::value,
+                      "ModuleList: the module must derive from tg::nn::Module<T> with the same T");
+        this->add_child("ModuleList::push_back", std::to_string(modules_.size()), module);
+        modules_.push_back(std::move(module));
+        return *this;
+    }
+    /// Appends a copy of (or moves in) a module value.
+    template <class M, class = std::enable_if_t<std::is_base_of<Module<T>, std::decay_t<M>>::value>>
+    ModuleList& push_back(M&& module)
+    {
+        return push_back(std::make_shared<std::decay_t<M>>(std::forward<M>(module)));
+    }
+
+    std::size_t size() const noexcept { return modules_.size(); }
+    bool empty() const noexcept { return modules_.empty(); }
+    Module<T>& operator[](std::size_t i) const;
+    /// The i-th module as type M (throws tg::Error if it is not one).
+    template <class M> M& at(std::size_t i) const
+    {
+        auto* m = dynamic_cast<M*>(&(*this)[i]);
+        if (m == nullptr) throw_wrong_type(i);
+        return *m;
+    }
+    std::string type_name() const override { return "ModuleList"; }
 
 private:
     [[noreturn]] void throw_wrong_type(std::size_t i) const;
@@ -286,16 +497,16 @@ private:
 template <class T> class Linear : public Module<T> {
 public:
     Linear(std::size_t in_features, std::size_t out_features, bool bias = true, Generator& gen = default_generator());
-    Var<T> forward(const Var<T>& x) override;
-    const Var<T>& weight() const noexcept { return weight_; }
-    const Var<T>& bias() const noexcept { return bias_; }  ///< undefined without bias
-    std::vector<std::pair<std::string, Var<T>>> named_parameters() const override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
+    const Var<T>& weight() const noexcept { return this->own_parameter(0); }
+    const Var<T>& bias() const noexcept { return this->own_parameter_if(bias_, 1); }  ///< undefined without bias
     std::string type_name() const override { return "Linear"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return out_; }
 
 private:
     std::size_t in_, out_;
-    Var<T> weight_, bias_;
+    bool bias_;
 };
 
 /// Options of Conv1d, in torch.nn.Conv1d's order after the kernel size.
@@ -323,17 +534,16 @@ template <class T> class Conv1d : public Module<T> {
 public:
     Conv1d(std::size_t in_channels, std::size_t out_channels, std::size_t kernel_size, Conv1dOptions options = {},
            Generator& gen = default_generator());
-    Var<T> forward(const Var<T>& x) override;
-    const Var<T>& weight() const noexcept { return weight_; }
-    const Var<T>& bias() const noexcept { return bias_; }
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
+    const Var<T>& weight() const noexcept { return this->own_parameter(0); }
+    const Var<T>& bias() const noexcept { return this->own_parameter_if(options_.bias, 1); }
     const Conv1dOptions& options() const noexcept { return options_; }
-    std::vector<std::pair<std::string, Var<T>>> named_parameters() const override;
     std::string type_name() const override { return "Conv1d"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
 
 private:
     Conv1dOptions options_;
-    Var<T> weight_, bias_;
 };
 
 /// tg::conv2d as a layer: weight [out, in/groups, kh, kw], bias [out]; both
@@ -347,17 +557,16 @@ public:
            Generator& gen = default_generator())
         : Conv2d(in_channels, out_channels, {kernel_size, kernel_size}, options, gen)
     {}
-    Var<T> forward(const Var<T>& x) override;
-    const Var<T>& weight() const noexcept { return weight_; }
-    const Var<T>& bias() const noexcept { return bias_; }
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
+    const Var<T>& weight() const noexcept { return this->own_parameter(0); }
+    const Var<T>& bias() const noexcept { return this->own_parameter_if(options_.bias, 1); }
     const Conv2dOptions& options() const noexcept { return options_; }
-    std::vector<std::pair<std::string, Var<T>>> named_parameters() const override;
     std::string type_name() const override { return "Conv2d"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
 
 private:
     Conv2dOptions options_;
-    Var<T> weight_, bias_;
 };
 
 /// tg::conv_transpose2d as a layer: weight [in, out/groups, kh, kw], bias [out]; both
@@ -371,24 +580,24 @@ public:
                     ConvTranspose2dOptions options = {}, Generator& gen = default_generator())
         : ConvTranspose2d(in_channels, out_channels, {kernel_size, kernel_size}, options, gen)
     {}
-    Var<T> forward(const Var<T>& x) override;
-    const Var<T>& weight() const noexcept { return weight_; }
-    const Var<T>& bias() const noexcept { return bias_; }
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
+    const Var<T>& weight() const noexcept { return this->own_parameter(0); }
+    const Var<T>& bias() const noexcept { return this->own_parameter_if(options_.bias, 1); }
     const ConvTranspose2dOptions& options() const noexcept { return options_; }
-    std::vector<std::pair<std::string, Var<T>>> named_parameters() const override;
     std::string type_name() const override { return "ConvTranspose2d"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
 
 private:
     ConvTranspose2dOptions options_;
-    Var<T> weight_, bias_;
 };
 
 /// tg::max_pool1d as a layer (stride 0: the kernel size).
 template <class T> class MaxPool1d : public Module<T> {
 public:
     explicit MaxPool1d(std::size_t kernel_size, std::size_t stride = 0, std::size_t padding = 0);
-    Var<T> forward(const Var<T>& x) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "MaxPool1d"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
 
@@ -405,7 +614,8 @@ public:
     explicit MaxPool2d(std::size_t kernel_size, std::size_t stride = 0, std::size_t padding = 0)
         : MaxPool2d({kernel_size, kernel_size}, {stride, stride}, {padding, padding})
     {}
-    Var<T> forward(const Var<T>& x) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "MaxPool2d"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
 
@@ -422,7 +632,8 @@ public:
     explicit AvgPool2d(std::size_t kernel_size, std::size_t stride = 0, std::size_t padding = 0)
         : AvgPool2d({kernel_size, kernel_size}, {stride, stride}, {padding, padding})
     {}
-    Var<T> forward(const Var<T>& x) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "AvgPool2d"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
 
@@ -434,7 +645,8 @@ private:
 template <class T> class AdaptiveAvgPool2d : public Module<T> {
 public:
     explicit AdaptiveAvgPool2d(std::array<std::size_t, 2> output_size);
-    Var<T> forward(const Var<T>& x) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "AdaptiveAvgPool2d"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
 
@@ -449,16 +661,17 @@ private:
 /// running ones. BatchNorm1d takes [N, C] or [N, C, L], BatchNorm2d [N, C, H, W].
 template <class T> class BatchNorm : public Module<T> {
 public:
-    Var<T> forward(const Var<T>& x) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::size_t num_features() const noexcept { return features_; }
-    const Var<T>& weight() const noexcept { return weight_; }
-    const Var<T>& bias() const noexcept { return bias_; }
-    const xt::xarray<T>& running_mean() const noexcept { return running_mean_; }
-    const xt::xarray<T>& running_var() const noexcept { return running_var_; }
-    std::int64_t num_batches_tracked() const noexcept { return batches_; }
-    std::vector<std::pair<std::string, Var<T>>> named_parameters() const override;
-    std::vector<std::pair<std::string, BufferRef<T>>> named_buffers() override;
+    const Var<T>& weight() const noexcept { return this->own_parameter_if(affine_, 0); }
+    const Var<T>& bias() const noexcept { return this->own_parameter_if(affine_, 1); }
+    /// The running statistics (empty without track_running_stats).
+    const xt::xarray<T>& running_mean() const noexcept;
+    const xt::xarray<T>& running_var() const noexcept;
+    std::int64_t num_batches_tracked() const noexcept { return track_ ? this->own_count(2) : 0; }
     std::string type_name() const override { return name_; }
+    std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
 
 protected:
     BatchNorm(const char* name, std::size_t min_rank, std::size_t max_rank, std::size_t num_features, double eps,
@@ -468,10 +681,7 @@ private:
     const char* name_;
     std::size_t min_rank_, max_rank_, features_;
     double eps_, momentum_;
-    bool track_;
-    Var<T> weight_, bias_;
-    xt::xarray<T> running_mean_, running_var_;
-    std::int64_t batches_ = 0;
+    bool affine_, track_;
 };
 
 template <class T> class BatchNorm1d : public BatchNorm<T> {
@@ -495,16 +705,17 @@ public:
 template <class T> class LayerNorm : public Module<T> {
 public:
     explicit LayerNorm(std::vector<std::size_t> normalized_shape, double eps = 1e-5, bool elementwise_affine = true);
-    Var<T> forward(const Var<T>& x) override;
-    const Var<T>& weight() const noexcept { return weight_; }
-    const Var<T>& bias() const noexcept { return bias_; }
-    std::vector<std::pair<std::string, Var<T>>> named_parameters() const override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
+    const Var<T>& weight() const noexcept { return this->own_parameter_if(affine_, 0); }
+    const Var<T>& bias() const noexcept { return this->own_parameter_if(affine_, 1); }
     std::string type_name() const override { return "LayerNorm"; }
+    std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
 
 private:
     std::vector<std::size_t> shape_;
     double eps_;
-    Var<T> weight_, bias_;
+    bool affine_;
 };
 
 /// A lookup table: row i of weight [num_embeddings, embedding_dim] for index i
@@ -516,23 +727,22 @@ public:
     Var<T> forward(const xt::xarray<std::int64_t>& indices);
     Var<T> operator()(const xt::xarray<std::int64_t>& indices) { return forward(indices); }
     /// The same for indices held in a Var (as in a Sequential); its values must be integers.
-    Var<T> forward(const Var<T>& indices) override;
-    using Module<T>::operator();
-    const Var<T>& weight() const noexcept { return weight_; }
-    std::vector<std::pair<std::string, Var<T>>> named_parameters() const override;
+    Var<T> forward(const Var<T>& indices);
+    Var<T> operator()(const Var<T>& indices) { return forward(indices); }
+    const Var<T>& weight() const noexcept { return this->own_parameter(0); }
     std::string type_name() const override { return "Embedding"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return dim_; }
 
 private:
     std::size_t num_, dim_;
-    Var<T> weight_;
 };
 
 /// Flattens axes start_dim..end_dim into one (tg::flatten); by default everything but the batch axis.
 template <class T> class Flatten : public Module<T> {
 public:
     explicit Flatten(std::ptrdiff_t start_dim = 1, std::ptrdiff_t end_dim = -1) : start_(start_dim), end_(end_dim) {}
-    Var<T> forward(const Var<T>& x) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "Flatten"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
 
@@ -546,23 +756,27 @@ template <class T> class Dropout2d : public Module<T> {
 public:
     explicit Dropout2d(double p = 0.5);
     Dropout2d(double p, std::uint64_t seed);
-    Var<T> forward(const Var<T>& x) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "Dropout2d"; }
+    std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
     double p() const noexcept { return p_; }
-    Generator& generator() noexcept { return gen_; }
-    std::vector<std::pair<std::string, Generator*>> named_generators() override { return {{"generator", &gen_}}; }
+    /// The mask generator, registered as "generator" (its state goes into training checkpoints).
+    Generator& generator() noexcept { return this->own_generator(0); }
+    const Generator& generator() const noexcept { return this->own_generator(0); }
 
 private:
     double p_;
-    Generator gen_;
 };
 
 /// max(x, 0) + negative_slope * min(x, 0) as a layer.
 template <class T> class LeakyReLU : public Module<T> {
 public:
     explicit LeakyReLU(double negative_slope = 0.01) : slope_(negative_slope) {}
-    Var<T> forward(const Var<T>& x) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "LeakyReLU"; }
+    std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
 
 private:
     double slope_;
@@ -571,15 +785,62 @@ private:
 /// x Phi(x) (the exact GELU) as a layer.
 template <class T> class GELU : public Module<T> {
 public:
-    Var<T> forward(const Var<T>& x) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "GELU"; }
+    std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
 };
 
 /// x sigmoid(x) as a layer.
 template <class T> class SiLU : public Module<T> {
 public:
-    Var<T> forward(const Var<T>& x) override;
+    Var<T> forward(const Var<T>& x);
+    Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "SiLU"; }
+    std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
 };
+
+// --- functional_call ---------------------------------------------------------------------
+
+namespace detail {
+
+/// What functional_call does around f: checks the stand-ins, puts them in the place of the
+/// module's parameters (every place a parameter is registered, so tied weights stay tied)
+/// and puts the module's own back when it goes out of scope.
+template <class T> class ParameterSwap {
+public:
+    ParameterSwap(Module<T>& module, const std::map<std::string, Var<T>>& parameters);
+    ~ParameterSwap();
+    ParameterSwap(const ParameterSwap&) = delete;
+    ParameterSwap& operator=(const ParameterSwap&) = delete;
+
+private:
+    struct Slot {
+        Module<T>* module;
+        std::size_t index;
+        Var<T> original;
+    };
+    std::vector<Slot> slots_;
+};
+
+}  // namespace detail
+
+/// Runs f() with the Vars of `parameters` standing in, by dotted name, for the module's own
+/// parameters, and puts the module's own back afterwards, also when f throws; returns what
+/// f returns (torch.func.functional_call). The stand-ins may be any Vars of the parameters'
+/// shapes, outputs of ops too, so that a gradient taken through them reaches what they were
+/// computed from: one inner SGD step `w - lr * tg::grad(loss, {w}, {}, {true})[0]` and a
+/// loss of the module at those weights give MAML's outer gradient. Names not given keep the
+/// module's own parameters. An unknown name, an undefined Var, a shape that differs from the
+/// parameter's, or two different Vars for one tied parameter are a tg::Error before anything
+/// changes. The built-in layers read their parameters from the module in forward; a module of
+/// your own follows functional_call when its forward does the same (get_parameter, or its
+/// children's weight()).
+template <class T, class F>
+auto functional_call(Module<T>& module, const std::map<std::string, Var<T>>& parameters, F&& f)
+{
+    detail::ParameterSwap<T> swap(module, parameters);
+    return std::forward<F>(f)();
+}
 
 }  // namespace tg::nn

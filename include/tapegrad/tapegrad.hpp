@@ -1,7 +1,7 @@
 #pragma once
 /// \file tapegrad.hpp
-/// Everything: Var and the tape, the ops, gradcheck, the kit for writing new ops, layers,
-/// optimisers, data loading and checkpoints.
+/// Everything: Var and the tape, the ops, tensor factories and printing, gradcheck, the kit
+/// for writing new ops, modules and layers, optimisers, data loading and checkpoints.
 
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/checkpoint.hpp"
@@ -18,4 +18,5 @@
 #include "tapegrad/random.hpp"
 #include "tapegrad/runtime.hpp"
 #include "tapegrad/tape.hpp"
+#include "tapegrad/tensor.hpp"
 #include "tapegrad/var.hpp"

@@ -258,6 +258,10 @@ public:
     /// Forgets the gradient of a leaf (the next backward assigns instead of adding).
     void zero_grad() const;
 
+    /// Sets the gradient of a leaf to `g` (same shape), as assigning `p.grad` in PyTorch; the
+    /// next backward adds to it.
+    void set_grad(const array_type& g) const;
+
     /// The node behind the handle, after checking that the Var is defined and not stale.
     /// `where` names the calling op for the error message.
     TAPEGRAD_ALWAYS_INLINE detail::Node<T>* node(const char* where) const

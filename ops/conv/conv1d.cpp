@@ -53,3 +53,31 @@ TAPEGRAD_OP_SAMPLES(rng)
         return tg::conv1d(v[0], v[1], b, k.stride[0], k.padding[0], k.dilation[0], k.groups);
     });
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Shape = std::vector<std::size_t>;
+    const auto ones = [](Shape s) { return xt::xarray<double>(xt::ones<double>(s)); };
+    // conv(v, stride, padding, dilation, groups) on x v[0], weight v[1] and bias v[2].
+    auto conv = [](std::size_t stride, std::size_t padding, std::size_t dilation, std::size_t groups) {
+        return [=](const auto& v) { return tg::conv1d(v[0], v[1], v[2], stride, padding, dilation, groups); };
+    };
+    const auto plain = conv(1, 0, 1, 1);
+    const xt::xarray<double> x = ones({1, 4, 8}), w = ones({2, 4, 3}), b = ones({2});
+    return {tg::make_error_input("x of rank 2", {ones({4, 8}), w, b}, plain, "expected x [N, C, L], got [4, 8]"),
+            tg::make_error_input("weight of rank 4", {x, ones({2, 4, 3, 3}), b}, plain,
+                                 "expected weight [O, C/groups, K], got [2, 4, 3, 3]"),
+            tg::make_error_input("stride 0", {x, w, b}, conv(0, 0, 1, 1), "stride must be at least 1, got 0"),
+            tg::make_error_input("dilation 0", {x, w, b}, conv(1, 0, 0, 1), "dilation must be at least 1, got 0"),
+            tg::make_error_input("groups 0", {x, w, b}, conv(1, 0, 1, 0), "groups must be at least 1, got 0"),
+            tg::make_error_input("groups 3 for 4 channels", {x, ones({3, 4, 3}), ones({3})}, conv(1, 0, 1, 3),
+                                 "groups (3) must divide the input channels (4) and the output channels (3)"),
+            tg::make_error_input("weight for 3 channels, x with 4", {x, ones({2, 3, 3}), b}, plain,
+                                 "input has 4 channels, weight expects 3 (weight [2, 3, 3])"),
+            tg::make_error_input("bias (3,) for 2 outputs", {x, w, ones({3})}, plain,
+                                 "bias must have shape [2] to match weight [2, 4, 3], got [3]"),
+            tg::make_error_input("kernel longer than the input", {ones({1, 4, 2}), w, b}, plain,
+                                 "kernel 3 (dilation 1) is larger than the padded input 2"),
+            tg::make_error_input("dilated kernel longer than the input", {ones({1, 4, 4}), w, b}, conv(1, 0, 2, 1),
+                                 "kernel 3 (dilation 2) is larger than the padded input 4")};
+}

@@ -284,3 +284,40 @@ TAPEGRAD_OP_SAMPLES(rng)
         return tg::conv2d(v[0], v[1], b, k.stride, k.padding, k.dilation, k.groups);
     });
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Shape = std::vector<std::size_t>;
+    using Pair = std::array<std::size_t, 2>;
+    const auto ones = [](Shape s) { return xt::xarray<double>(xt::ones<double>(s)); };
+    // conv(stride, padding, dilation, groups): conv2d on x v[0], weight v[1] and bias v[2].
+    auto conv = [](Pair stride, Pair padding, Pair dilation, std::size_t groups) {
+        return [=](const auto& v) { return tg::conv2d(v[0], v[1], v[2], stride, padding, dilation, groups); };
+    };
+    const auto plain = conv({1, 1}, {0, 0}, {1, 1}, 1);
+    const xt::xarray<double> x = ones({1, 4, 6, 6}), w = ones({2, 4, 3, 3}), b = ones({2});
+    return {
+        tg::make_error_input("x of rank 3", {ones({4, 6, 6}), w, b}, plain, "expected x [N, C, H, W], got [4, 6, 6]"),
+        tg::make_error_input("weight of rank 3", {x, ones({2, 4, 3}), b}, plain,
+                             "expected weight [O, C/groups, KH, KW], got [2, 4, 3]"),
+        tg::make_error_input("stride (1,0)", {x, w, b}, conv({1, 0}, {0, 0}, {1, 1}, 1),
+                             "stride must be at least 1, got [1, 0]"),
+        tg::make_error_input("dilation (0,1)", {x, w, b}, conv({1, 1}, {0, 0}, {0, 1}, 1),
+                             "dilation must be at least 1, got [0, 1]"),
+        tg::make_error_input("groups 0", {x, w, b}, conv({1, 1}, {0, 0}, {1, 1}, 0),
+                             "groups must be at least 1, got 0"),
+        tg::make_error_input("groups 3 for 4 channels", {x, ones({3, 4, 3, 3}), ones({3})},
+                             conv({1, 1}, {0, 0}, {1, 1}, 3),
+                             "groups (3) must divide the input channels (4) and the output channels (3)"),
+        tg::make_error_input("weight for 3 channels, x with 4", {x, ones({2, 3, 3, 3}), b}, plain,
+                             "input has 4 channels, weight expects 3 (weight [2, 3, 3, 3])"),
+        tg::make_error_input("weight for 2 channels a group, x with 4 in 4 groups", {x, ones({4, 2, 3, 3}), ones({4})},
+                             conv({1, 1}, {0, 0}, {1, 1}, 4),
+                             "input has 4 channels, weight expects 8 (weight [4, 2, 3, 3], groups 4)"),
+        tg::make_error_input("bias (2,1) for 2 outputs", {x, w, ones({2, 1})}, plain,
+                             "bias must have shape [2] to match weight [2, 4, 3, 3], got [2, 1]"),
+        tg::make_error_input("kernel larger than the input", {ones({1, 4, 2, 6}), w, b}, plain,
+                             "kernel [3, 3] (dilation [1, 1]) is larger than the padded input [2, 6]"),
+        tg::make_error_input("kernel larger than the padded input", {ones({1, 4, 6, 1}), w, b},
+                             conv({1, 1}, {0, 0}, {1, 1}, 1), "is larger than the padded input [6, 1]")};
+}

@@ -157,3 +157,41 @@ TAPEGRAD_OP_SAMPLES(rng)
     }
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Shape = std::vector<std::size_t>;
+    using Pair = std::array<std::size_t, 2>;
+    const auto ones = [](Shape s) { return xt::xarray<double>(xt::ones<double>(s)); };
+    // conv(stride, padding, output_padding, groups, dilation) on x v[0], weight v[1], bias v[2].
+    auto conv = [](Pair stride, Pair padding, Pair output_padding, std::size_t groups, Pair dilation) {
+        return [=](const auto& v) {
+            return tg::conv_transpose2d(v[0], v[1], v[2], stride, padding, output_padding, groups, dilation);
+        };
+    };
+    const auto plain = conv({1, 1}, {0, 0}, {0, 0}, 1, {1, 1});
+    const xt::xarray<double> x = ones({1, 4, 3, 3}), w = ones({4, 2, 3, 3}), b = ones({2});
+    return {
+        tg::make_error_input("x of rank 3", {ones({4, 3, 3}), w, b}, plain, "expected x [N, C, H, W], got [4, 3, 3]"),
+        tg::make_error_input("weight of rank 5", {x, ones({4, 2, 3, 3, 1}), b}, plain,
+                             "expected weight [C, O/groups, KH, KW], got [4, 2, 3, 3, 1]"),
+        tg::make_error_input("stride (0,1)", {x, w, b}, conv({0, 1}, {0, 0}, {0, 0}, 1, {1, 1}),
+                             "stride must be at least 1, got [0, 1]"),
+        tg::make_error_input("dilation (1,0)", {x, w, b}, conv({1, 1}, {0, 0}, {0, 0}, 1, {1, 0}),
+                             "dilation must be at least 1, got [1, 0]"),
+        tg::make_error_input("output_padding as large as the stride", {x, w, b},
+                             conv({2, 2}, {0, 0}, {0, 2}, 1, {1, 1}),
+                             "output_padding [0, 2] must be smaller than the stride [2, 2] or the dilation [1, 1]"),
+        tg::make_error_input("groups 0", {x, w, b}, conv({1, 1}, {0, 0}, {0, 0}, 0, {1, 1}),
+                             "groups must be at least 1, got 0"),
+        tg::make_error_input("groups 2 for 3 channels", {ones({1, 3, 3, 3}), ones({3, 2, 3, 3}), ones({6})},
+                             conv({1, 1}, {0, 0}, {0, 0}, 2, {1, 1}), "groups (2) must divide the input channels (3)"),
+        tg::make_error_input("weight for 3 channels, x with 4", {x, ones({3, 2, 3, 3}), b}, plain,
+                             "input has 4 channels, weight expects 3 (weight [3, 2, 3, 3])"),
+        tg::make_error_input("bias (4,) for 2 outputs", {x, w, ones({4})}, plain,
+                             "bias must have shape [2] to match weight [4, 2, 3, 3] and groups 1, got [4]"),
+        tg::make_error_input("padding that leaves no output", {ones({1, 4, 1, 1}), ones({4, 2, 1, 1}), b},
+                             conv({1, 1}, {1, 1}, {0, 0}, 1, {1, 1}),
+                             "the output would be empty: input [1, 4, 1, 1], weight [4, 2, 1, 1], stride [1, 1], "
+                             "padding [1, 1]")};
+}

@@ -39,3 +39,8 @@ TAPEGRAD_OP_SAMPLES(rng)
         rng, {-2.0, 2.0, {0.0}, 0.1}, [](const auto& v) { return tg::abs(v[0]); },
         [](const auto& x) { return xt::abs(x); }, "torch.abs({0})");
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return {};  // one Var of any shape, any values: nothing to refuse
+}

@@ -72,3 +72,18 @@ TAPEGRAD_OP_SAMPLES(rng)
     for (auto& s : clamp_samples(0.25, 0.25, "0.25", "0.25", " in [0.25, 0.25]")) out.push_back(std::move(s));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const xt::xarray<double> x = xt::ones<double>({2, 3});
+    return {tg::make_error_input(
+                "lo above hi", {x}, [](const auto& v) { return tg::clamp(v[0], 2.0, 1.0); },
+                "lo must not exceed hi, got lo 2 and hi 1"),
+            tg::make_error_input(
+                "NaN lo", {x}, [nan](const auto& v) { return tg::clamp(v[0], nan, 1.0); },
+                "bounds must not be NaN, got lo nan and hi 1"),
+            tg::make_error_input(
+                "NaN hi", {x}, [nan](const auto& v) { return tg::clamp(v[0], -1.0, nan); },
+                "bounds must not be NaN, got lo -1 and hi nan")};
+}

@@ -78,3 +78,8 @@ TAPEGRAD_OP_SAMPLES(rng)
         rng, -2.0, 2.0, 0.5, [](const auto& v) { return v[0] / v[1]; }, [](const auto& x, double s) { return x / s; },
         [](double s, const auto& x) { return s / x; }, [](const auto& a, const auto& b) { return a / b; }, "{0} / {1}");
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return tg::samples::broadcast_errors([](const auto& v) { return v[0] / v[1]; });
+}

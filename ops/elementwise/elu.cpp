@@ -5,6 +5,7 @@
 //   PyTorch's. exp sees only x <= 0, so no inf reaches the rule's own derivative.
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "unary_samples.hpp"
@@ -61,4 +62,12 @@ TAPEGRAD_OP_SAMPLES(rng)
         "far tails", {-1000.0, -40.0, -20.0, 20.0, 40.0, 1000.0}, [](const auto& v) { return tg::elu(v[0]); },
         [](const auto& x) { return xt::where(x > 0.0, x, xt::expm1(x)); }, "torch.nn.functional.elu({0})"));
     return out;
+}
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    return {tg::make_error_input(
+        "NaN alpha", {xt::ones<double>({2, 3})}, [nan](const auto& v) { return tg::elu(v[0], nan); },
+        "alpha must not be NaN")};
 }

@@ -35,3 +35,8 @@ TAPEGRAD_OP_SAMPLES(rng)
         rng, -2.0, 2.0, 0.0, [](const auto& v) { return tg::exp(v[0]); }, [](const auto& x) { return xt::exp(x); },
         "torch.exp({0})");
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return {};  // one Var of any shape, any values: nothing to refuse
+}

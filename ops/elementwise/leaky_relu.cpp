@@ -4,6 +4,7 @@
 //   depend on grad_out's history, so the second derivative in x is 0
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "unary_samples.hpp"
@@ -60,4 +61,12 @@ TAPEGRAD_OP_SAMPLES(rng)
         out.push_back(std::move(s));
     }
     return out;
+}
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    return {tg::make_error_input(
+        "NaN slope", {xt::ones<double>({2, 3})}, [nan](const auto& v) { return tg::leaky_relu(v[0], nan); },
+        "slope must not be NaN")};
 }

@@ -38,3 +38,8 @@ TAPEGRAD_OP_SAMPLES(rng)
     out.push_back(tg::unary_samples::at("tiny x", {1e-18, -3e-12, 2e-9}, f, ref, "torch.log1p({0})"));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return {};  // one Var of any shape, any values: nothing to refuse
+}

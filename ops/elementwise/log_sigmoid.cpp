@@ -53,3 +53,8 @@ TAPEGRAD_OP_SAMPLES(rng)
                                         "torch.nn.functional.logsigmoid({0})"));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return {};  // one Var of any shape, any values: nothing to refuse
+}

@@ -63,3 +63,8 @@ TAPEGRAD_OP_SAMPLES(rng)
                       .with_torch("torch.maximum(x[0], x[1])"));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return tg::samples::broadcast_errors([](const auto& v) { return tg::maximum(v[0], v[1]); });
+}

@@ -40,3 +40,8 @@ TAPEGRAD_OP_SAMPLES(rng)
         rng, -2.0, 2.0, 0.0, [](const auto& v) { return tg::neg(v[0]); }, [](const auto& x) { return -x; },
         "torch.neg({0})");
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return {};  // one Var of any shape, any values: nothing to refuse
+}

@@ -112,3 +112,9 @@ TAPEGRAD_OP_SAMPLES(rng)
             .with_torch("torch.pow(x[0], x[1])"));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    // The scalar-exponent form accepts every exponent (NaN included, as PyTorch).
+    return tg::samples::broadcast_errors([](const auto& v) { return tg::pow(v[0], v[1]); });
+}

@@ -36,3 +36,8 @@ TAPEGRAD_OP_SAMPLES(rng)
         rng, -2.0, 2.0, 0.1, [](const auto& v) { return tg::relu(v[0]); },
         [](const auto& x) { return xt::where(x < 0.0, 0.0, x); }, "torch.relu({0})");
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return {};  // one Var of any shape, any values: nothing to refuse
+}

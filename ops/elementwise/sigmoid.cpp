@@ -35,3 +35,8 @@ TAPEGRAD_OP_SAMPLES(rng)
         rng, -5.0, 5.0, 0.0, [](const auto& v) { return tg::sigmoid(v[0]); },
         [](const auto& x) { return 1.0 / (1.0 + xt::exp(-x)); }, "torch.sigmoid({0})");
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return {};  // one Var of any shape, any values: nothing to refuse
+}

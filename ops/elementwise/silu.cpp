@@ -43,3 +43,8 @@ TAPEGRAD_OP_SAMPLES(rng)
         tg::unary_samples::at("far tails", {-1000.0, -40.0, 40.0, 1000.0}, f, ref, "torch.nn.functional.silu({0})"));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return {};  // one Var of any shape, any values: nothing to refuse
+}

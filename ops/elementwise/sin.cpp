@@ -35,3 +35,8 @@ TAPEGRAD_OP_SAMPLES(rng)
         rng, {-4.0, 4.0}, [](const auto& v) { return tg::sin(v[0]); }, [](const auto& x) { return xt::sin(x); },
         "torch.sin({0})");
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return {};  // one Var of any shape, any values: nothing to refuse
+}

@@ -9,6 +9,7 @@
 //   sigmoid's own rule y (1 - y) (and PyTorch's) cancels there: 9e-9 relative at z = 19.999.
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "unary_samples.hpp"
@@ -95,4 +96,19 @@ TAPEGRAD_OP_SAMPLES(rng)
         [](const auto& x) { return xt::where(x > 20.0, x, xt::log1p(xt::exp(x))); },
         "torch.nn.functional.softplus({0})"));
     return out;
+}
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const xt::xarray<double> x = xt::ones<double>({2, 3});
+    return {tg::make_error_input(
+                "beta 0", {x}, [](const auto& v) { return tg::softplus(v[0], 0.0); },
+                "beta must be a nonzero number, got 0"),
+            tg::make_error_input(
+                "NaN beta", {x}, [nan](const auto& v) { return tg::softplus(v[0], nan); },
+                "beta must be a nonzero number, got nan"),
+            tg::make_error_input(
+                "NaN threshold", {x}, [nan](const auto& v) { return tg::softplus(v[0], 1.0, nan); },
+                "threshold must not be NaN")};
 }

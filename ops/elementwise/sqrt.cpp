@@ -35,3 +35,8 @@ TAPEGRAD_OP_SAMPLES(rng)
         rng, 0.5, 3.0, 0.0, [](const auto& v) { return tg::sqrt(v[0]); }, [](const auto& x) { return xt::sqrt(x); },
         "torch.sqrt({0})");
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return {};  // one Var of any shape, any values: nothing to refuse
+}

@@ -35,3 +35,8 @@ TAPEGRAD_OP_SAMPLES(rng)
         rng, -3.0, 3.0, 0.0, [](const auto& v) { return tg::tanh(v[0]); }, [](const auto& x) { return xt::tanh(x); },
         "torch.tanh({0})");
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return {};  // one Var of any shape, any values: nothing to refuse
+}

@@ -196,3 +196,18 @@ TAPEGRAD_OP_SAMPLES(rng)
                                   tg::samples::torch_scalar(0.5) + ")"));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const xt::xarray<bool> mask3{true, false, true};
+    auto errors =
+        tg::samples::broadcast_errors([](const auto& v) { return tg::where(xt::xarray<bool>{true}, v[0], v[1]); });
+    errors.push_back(tg::make_error_input(
+        "mask (3,) with (2,)", {xt::ones<double>({2}), xt::ones<double>({2})},
+        [mask3](const auto& v) { return tg::where(mask3, v[0], v[1]); },
+        "shapes cannot be broadcast together: a is [3], b is [2]"));
+    errors.push_back(tg::make_error_input(
+        "mask (3,) with (2,) and a scalar", {xt::ones<double>({2})},
+        [mask3](const auto& v) { return tg::where(mask3, v[0], 0.5); }, "a is [3], b is [2]"));
+    return errors;
+}

@@ -116,3 +116,19 @@ TAPEGRAD_OP_SAMPLES(rng)
                       .with_torch("x[0] @ x[1] + x[2]"));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const auto ones = [](std::vector<std::size_t> s) { return xt::xarray<double>(xt::ones<double>(s)); };
+    auto f = [](const auto& v) { return tg::linear(v[0], v[1], v[2]); };
+    return {tg::make_error_input("x (2,3) with w (4,2)", {ones({2, 3}), ones({4, 2}), ones({2})}, f,
+                                 "inner dimensions differ: x is [2, 3], w is [4, 2]"),
+            tg::make_error_input("x (3,) of rank 1", {ones({3}), ones({3, 2}), ones({2})}, f,
+                                 "expected 2-D x [batch, in] and w [in, out], got x [3] and w [3, 2]"),
+            tg::make_error_input("w (2,3,4) of rank 3", {ones({2, 2}), ones({2, 3, 4}), ones({4})}, f,
+                                 "got x [2, 2] and w [2, 3, 4]"),
+            tg::make_error_input("bias (3,) for w (3,2)", {ones({2, 3}), ones({3, 2}), ones({3})}, f,
+                                 "bias must have shape [2] to match w [3, 2], got [3]"),
+            tg::make_error_input("bias (1,2) for w (3,2)", {ones({2, 3}), ones({3, 2}), ones({1, 2})}, f,
+                                 "bias must have shape [2] to match w [3, 2], got [1, 2]")};
+}

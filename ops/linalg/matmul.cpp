@@ -348,3 +348,26 @@ TAPEGRAD_OP_SAMPLES(rng)
     }
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const auto ones = [](std::vector<std::size_t> s) { return xt::xarray<double>(xt::ones<double>(s)); };
+    auto f = [](const auto& v) { return tg::matmul(v[0], v[1]); };
+    return {tg::make_error_input("(2,3)@(4,2)", {ones({2, 3}), ones({4, 2})}, f,
+                                 "inner dimensions differ: a is [2, 3], b is [4, 2]"),
+            tg::make_error_input("(3,)@(4,)", {ones({3}), ones({4})}, f, "inner dimensions differ: a is [3], b is [4]"),
+            tg::make_error_input("(2,3)@(4,)", {ones({2, 3}), ones({4})}, f,
+                                 "inner dimensions differ: a is [2, 3], b is [4]"),
+            tg::make_error_input("rank 0 @ (3,)", {ones({}), ones({3})}, f,
+                                 "both inputs need at least one dimension, got a [] and b [3]"),
+            tg::make_error_input("(2,3,4)@(3,4,5) batches", {ones({2, 3, 4}), ones({3, 4, 5})}, f,
+                                 "batch dims do not broadcast: a is [2, 3, 4], b is [3, 4, 5]"),
+            tg::make_error_input(
+                "(4,3)^T@(2,4) flag", {ones({4, 3}), ones({2, 4})},
+                [](const auto& v) { return tg::matmul(v[0], v[1], true, false); },
+                "inner dimensions differ: a is [4, 3] (transposed), b is [2, 4]"),
+            tg::make_error_input(
+                "(3,)@(3,2) with flags", {ones({3}), ones({3, 2})},
+                [](const auto& v) { return tg::matmul(v[0], v[1], false, false); },
+                "the transposing form needs inputs of rank 2 or more, got a [3] and b [3, 2]")};
+}

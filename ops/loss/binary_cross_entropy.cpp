@@ -88,3 +88,31 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(0,2) sum", {0, 2}, tg::Reduction::sum);
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const xt::xarray<double> a = xt::xarray<double>(xt::ones<double>({2, 3}) * 0.5);
+    std::vector<tg::ErrorInput> errors{
+        tg::make_error_input(
+            "(2,3) against (3,2)", {a, xt::ones<double>({3, 2})},
+            [](const auto& v) { return tg::binary_cross_entropy(v[0], v[1]); },
+            "probs are [2, 3] but targets are [3, 2]; the shapes must be equal"),
+        tg::make_error_input(
+            "(2,3) against (3,), no broadcasting", {a, xt::ones<double>({3})},
+            [](const auto& v) { return tg::binary_cross_entropy(v[0], v[1], tg::Reduction::none); },
+            "probs are [2, 3] but targets are [3]; the shapes must be equal")};
+    errors.push_back(tg::make_error_input(
+        "a probability above 1", {xt::xarray<double>{0.5, 1.5}, xt::xarray<double>{1.0, 0.0}},
+        [](const auto& v) { return tg::binary_cross_entropy(v[0], v[1]); },
+        "probs must be in [0, 1], got 1.5 at flat position 1 (shape [2])"));
+    errors.push_back(tg::make_error_input(
+        "a negative probability", {xt::xarray<double>{-0.5, 0.5}, xt::xarray<double>{1.0, 0.0}},
+        [](const auto& v) { return tg::binary_cross_entropy(v[0], v[1]); },
+        "probs must be in [0, 1], got -0.5 at flat position 0"));
+    errors.push_back(tg::make_error_input(
+        "a NaN probability",
+        {xt::xarray<double>{0.5, std::numeric_limits<double>::quiet_NaN()}, xt::xarray<double>{1.0, 0.0}},
+        [](const auto& v) { return tg::binary_cross_entropy(v[0], v[1]); },
+        "probs must be in [0, 1], got nan at flat position 1"));
+    return errors;
+}

@@ -132,3 +132,18 @@ TAPEGRAD_OP_SAMPLES(rng)
                       .with_torch("torch.nn.functional.binary_cross_entropy_with_logits(x[0].T, x[1])"));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const xt::xarray<double> a = xt::ones<double>({2, 3});
+    std::vector<tg::ErrorInput> errors{
+        tg::make_error_input(
+            "(2,3) against (3,2)", {a, xt::ones<double>({3, 2})},
+            [](const auto& v) { return tg::binary_cross_entropy_with_logits(v[0], v[1]); },
+            "logits are [2, 3] but targets are [3, 2]; the shapes must be equal"),
+        tg::make_error_input(
+            "(2,3) against (3,), no broadcasting", {a, xt::ones<double>({3})},
+            [](const auto& v) { return tg::binary_cross_entropy_with_logits(v[0], v[1], tg::Reduction::none); },
+            "logits are [2, 3] but targets are [3]; the shapes must be equal")};
+    return errors;
+}

@@ -102,6 +102,8 @@ Var<T> cross_entropy(const Var<T>& logits, const xt::xarray<std::int64_t>& label
         }
         return record(CrossEntropy{labels}, logits);
     }
+    // Checked here, not left to nll_loss, so that the message names this op.
+    losses::check_labels(op, s, labels, "logits", true);
     const Var<T> lsm = log_softmax(logits, 1);
     const Var<T> nll = nll_loss(lsm, labels, Reduction::none);
     Var<T> l = nll;
@@ -183,4 +185,65 @@ TAPEGRAD_OP_SAMPLES(rng)
     general("(2,3,2,2) N-D smoothing 0.2 none", {2, 3, 2, 2},
             xt::xarray<std::int64_t>{{{0, 1}, {2, 2}}, {{1, 0}, {0, 2}}}, tg::Reduction::none, 0.2);
     return out;
+}
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Labels = xt::xarray<std::int64_t>;
+    const xt::xarray<double> x = xt::ones<double>({2, 3});
+    std::vector<tg::ErrorInput> errors{tg::make_error_input(
+                                           "logits of rank 1", {xt::ones<double>({3})},
+                                           [](const auto& v) { return tg::cross_entropy(v[0], Labels{0}); },
+                                           "logits must be [N, C] or [N, C, d1, ...], got [3]"),
+                                       tg::make_error_input(
+                                           "label_smoothing 1.5", {x},
+                                           [](const auto& v) {
+                                               return tg::cross_entropy(v[0], Labels{0, 1}, tg::Reduction::mean, 1.5);
+                                           },
+                                           "label_smoothing must be in [0, 1], got 1.5"),
+                                       tg::make_error_input(
+                                           "label_smoothing NaN", {x},
+                                           [](const auto& v) {
+                                               return tg::cross_entropy(v[0], Labels{0, 1}, tg::Reduction::mean,
+                                                                        std::numeric_limits<double>::quiet_NaN());
+                                           },
+                                           "label_smoothing must be in [0, 1], got nan"),
+                                       tg::make_error_input(
+                                           "labels (3,) for (2,3)", {x},
+                                           [](const auto& v) {
+                                               return tg::cross_entropy(v[0], Labels{0, 1, 2});
+                                           },
+                                           "labels must be 1-D with one class index per row of logits [2, 3], got [3]"),
+                                       tg::make_error_input(
+                                           "label 3 of 3 classes", {x},
+                                           [](const auto& v) {
+                                               return tg::cross_entropy(v[0], Labels{0, 3});
+                                           },
+                                           "label 3 at row 1 is out of range for 3 classes"),
+                                       tg::make_error_input(
+                                           "label -1", {x},
+                                           [](const auto& v) {
+                                               return tg::cross_entropy(v[0], Labels{-1, 0});
+                                           },
+                                           "label -1 at row 0 is out of range for 3 classes")};
+    // The same mistakes on the composed path (another reduction, smoothing, or more dims).
+    errors.push_back(tg::make_error_input(
+        "label 3 of 3 classes, summed", {x},
+        [](const auto& v) {
+            return tg::cross_entropy(v[0], Labels{0, 3}, tg::Reduction::sum);
+        },
+        "label 3 at flat position 1 is out of range for 3 classes"));
+    errors.push_back(tg::make_error_input(
+        "label -1 with smoothing", {x},
+        [](const auto& v) {
+            return tg::cross_entropy(v[0], Labels{-1, 0}, tg::Reduction::mean, 0.1);
+        },
+        "label -1 at flat position 0 is out of range for 3 classes"));
+    errors.push_back(tg::make_error_input(
+        "labels (2,) for (2,3,4)", {xt::ones<double>({2, 3, 4})},
+        [](const auto& v) {
+            return tg::cross_entropy(v[0], Labels{0, 1});
+        },
+        "logits [2, 3, 4] need labels of shape [N, d1, ...] without their class axis (1), got [2]"));
+    return errors;
 }

@@ -59,3 +59,26 @@ TAPEGRAD_OP_SAMPLES(rng)
         },
         "torch.nn.functional.huber_loss", "delta");
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const xt::xarray<double> a = xt::ones<double>({2, 3});
+    std::vector<tg::ErrorInput> errors{
+        tg::make_error_input(
+            "(2,3) against (3,2)", {a, xt::ones<double>({3, 2})},
+            [](const auto& v) { return tg::huber_loss(v[0], v[1]); },
+            "pred is [2, 3] but target is [3, 2]; the shapes must be equal"),
+        tg::make_error_input(
+            "(2,3) against (3,), no broadcasting", {a, xt::ones<double>({3})},
+            [](const auto& v) { return tg::huber_loss(v[0], v[1], tg::Reduction::none); },
+            "pred is [2, 3] but target is [3]; the shapes must be equal")};
+    for (const double delta :
+         {0.0, -1.0, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+        const std::string shown = tg::format_number(delta);
+        errors.push_back(tg::make_error_input(
+            "delta " + shown, {a, a},
+            [delta](const auto& v) { return tg::huber_loss(v[0], v[1], tg::Reduction::mean, delta); },
+            "delta must be finite and positive, got " + shown));
+    }
+    return errors;
+}

@@ -50,3 +50,17 @@ TAPEGRAD_OP_SAMPLES(rng)
         [](const xt::xarray<double>& d, double) { return xt::xarray<double>(xt::abs(d)); },
         "torch.nn.functional.l1_loss");
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const xt::xarray<double> a = xt::ones<double>({2, 3});
+    std::vector<tg::ErrorInput> errors{tg::make_error_input(
+                                           "(2,3) against (3,2)", {a, xt::ones<double>({3, 2})},
+                                           [](const auto& v) { return tg::l1_loss(v[0], v[1]); },
+                                           "pred is [2, 3] but target is [3, 2]; the shapes must be equal"),
+                                       tg::make_error_input(
+                                           "(2,3) against (3,), no broadcasting", {a, xt::ones<double>({3})},
+                                           [](const auto& v) { return tg::l1_loss(v[0], v[1], tg::Reduction::none); },
+                                           "pred is [2, 3] but target is [3]; the shapes must be equal")};
+    return errors;
+}

@@ -16,28 +16,6 @@ Var<T> nll_loss(const Var<T>& log_probs, const xt::xarray<std::int64_t>& labels,
 
 namespace losses {
 
-/// Checks log_probs [N, C, d...] against labels [N, d...] with values in [0, C).
-template <class S> void check_labels(const char* op, const S& s, const xt::xarray<std::int64_t>& labels)
-{
-    const auto& ls = labels.shape();
-    bool ok = s.size() >= 2 && ls.size() + 1 == s.size();
-    for (std::size_t j = 0; ok && j < ls.size(); ++j) ok = ls[j] == s[j == 0 ? 0 : j + 1];
-    if (!ok) {
-        throw Error(std::string(op) + ": input " + format_shape(s) +
-                    " needs labels of shape [N, d1, ...] without its "
-                    "class axis (1), got " +
-                    format_shape(ls));
-    }
-    const auto classes = static_cast<std::int64_t>(s[1]);
-    for (std::size_t i = 0; i < labels.size(); ++i) {
-        const std::int64_t l = labels.data()[i];
-        if (l < 0 || l >= classes) {
-            throw Error(std::string(op) + ": label " + std::to_string(l) + " at flat position " + std::to_string(i) +
-                        " is out of range for " + std::to_string(classes) + " classes");
-        }
-    }
-}
-
 template <class T> Var<T> reduce(const Var<T>& l, Reduction r)
 {
     return r == Reduction::none ? l : r == Reduction::sum ? sum(l) : mean(l);
@@ -89,4 +67,37 @@ TAPEGRAD_OP_SAMPLES(rng)
            tg::Reduction::none);
     sample("(1,5)", {1, 5}, xt::xarray<std::int64_t>{4}, tg::Reduction::mean);
     return out;
+}
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Labels = xt::xarray<std::int64_t>;
+    const xt::xarray<double> x = xt::ones<double>({2, 3});
+    return {tg::make_error_input(
+                "label 3 of 3 classes", {x},
+                [](const auto& v) {
+                    return tg::nll_loss(v[0], Labels{0, 3});
+                },
+                "label 3 at flat position 1 is out of range for 3 classes"),
+            tg::make_error_input(
+                "label -5", {x},
+                [](const auto& v) {
+                    return tg::nll_loss(v[0], Labels{-5, 0});
+                },
+                "label -5 at flat position 0 is out of range for 3 classes"),
+            tg::make_error_input(
+                "labels (3,) for (2,3)", {x},
+                [](const auto& v) {
+                    return tg::nll_loss(v[0], Labels{0, 1, 2});
+                },
+                "input [2, 3] needs labels of shape [N, d1, ...] without its class axis (1), got [3]"),
+            tg::make_error_input(
+                "labels (2,4) for (2,3,5)", {xt::ones<double>({2, 3, 5})},
+                [](const auto& v) {
+                    return tg::nll_loss(v[0], Labels::from_shape({2, 4}));
+                },
+                "input [2, 3, 5] needs labels of shape [N, d1, ...] without its class axis (1), got [2, 4]"),
+            tg::make_error_input(
+                "input of rank 1", {xt::ones<double>({3})}, [](const auto& v) { return tg::nll_loss(v[0], Labels{0}); },
+                "input [3] needs labels of shape [N, d1, ...]")};
 }

@@ -101,6 +101,31 @@ TAPEGRAD_ALWAYS_INLINE void check_same_shape(const char* op, const Var<T>& pred,
     if (!detail::shapes_equal(sp, st)) throw_different_shapes(op, sp, st, first, second);
 }
 
+/// Checks an input [N, C, d1, ...] against labels [N, d1, ...] with values in [0, C):
+/// `<op>: <subject> [2, 3] needs labels of shape [N, d1, ...] without its class axis (1), got [3]`
+/// (`plural` for "logits ... need ... their").
+template <class S>
+void check_labels(const char* op, const S& s, const xt::xarray<std::int64_t>& labels, const char* subject = "input",
+                  bool plural = false)
+{
+    const auto& ls = labels.shape();
+    bool ok = s.size() >= 2 && ls.size() + 1 == s.size();
+    for (std::size_t j = 0; ok && j < ls.size(); ++j) ok = ls[j] == s[j == 0 ? 0 : j + 1];
+    if (!ok) {
+        throw Error(std::string(op) + ": " + subject + " " + format_shape(s) + (plural ? " need" : " needs") +
+                    " labels of shape [N, d1, ...] without " + (plural ? "their" : "its") + " class axis (1), got " +
+                    format_shape(ls));
+    }
+    const auto classes = static_cast<std::int64_t>(s[1]);
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+        const std::int64_t l = labels.data()[i];
+        if (l < 0 || l >= classes) {
+            throw Error(std::string(op) + ": label " + std::to_string(l) + " at flat position " + std::to_string(i) +
+                        " is out of range for " + std::to_string(classes) + " classes");
+        }
+    }
+}
+
 /// torch expression of a reduction argument.
 inline std::string torch_reduction(Reduction r)
 {

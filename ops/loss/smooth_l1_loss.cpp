@@ -60,3 +60,26 @@ TAPEGRAD_OP_SAMPLES(rng)
         },
         "torch.nn.functional.smooth_l1_loss", "beta");
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const xt::xarray<double> a = xt::ones<double>({2, 3});
+    std::vector<tg::ErrorInput> errors{
+        tg::make_error_input(
+            "(2,3) against (3,2)", {a, xt::ones<double>({3, 2})},
+            [](const auto& v) { return tg::smooth_l1_loss(v[0], v[1]); },
+            "pred is [2, 3] but target is [3, 2]; the shapes must be equal"),
+        tg::make_error_input(
+            "(2,3) against (3,), no broadcasting", {a, xt::ones<double>({3})},
+            [](const auto& v) { return tg::smooth_l1_loss(v[0], v[1], tg::Reduction::none); },
+            "pred is [2, 3] but target is [3]; the shapes must be equal")};
+    for (const double beta :
+         {-1.0, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+        const std::string shown = tg::format_number(beta);
+        errors.push_back(tg::make_error_input(
+            "beta " + shown, {a, a},
+            [beta](const auto& v) { return tg::smooth_l1_loss(v[0], v[1], tg::Reduction::mean, beta); },
+            "beta must be finite and not negative, got " + shown));
+    }
+    return errors;
+}

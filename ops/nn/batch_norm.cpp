@@ -541,3 +541,42 @@ TAPEGRAD_OP_SAMPLES(rng)
     eval("(0,2,3) eval empty", {0, 2, 3}, true);
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Shape = std::vector<std::size_t>;
+    const auto ones = [](Shape s) { return xt::xarray<double>(xt::ones<double>(s)); };
+    // train(v, mean, var, momentum, eps): batch_norm in training mode on v[0] with weight v[1]
+    // and bias v[2], the running statistics of the given sizes (0: none).
+    auto call = [](std::size_t mean, std::size_t var, bool training, double momentum = 0.1, double eps = 1e-5) {
+        return [=](const auto& v) {
+            using T = typename std::decay_t<decltype(v[0])>::value_type;
+            xt::xarray<T> m = xt::zeros<T>({mean}), s = xt::ones<T>({var});
+            return tg::batch_norm(v[0], mean ? &m : nullptr, var ? &s : nullptr, v[1], v[2], training, momentum, eps);
+        };
+    };
+    const xt::xarray<double> x = ones({4, 3});
+    std::vector<tg::ErrorInput> errors{
+        tg::make_error_input("x of rank 1", {ones({3}), ones({3}), ones({3})}, call(0, 0, true),
+                             "x must be [N, C] or [N, C, *], got [3]"),
+        tg::make_error_input("weight (2,) for 3 channels", {x, ones({2}), ones({3})}, call(0, 0, true),
+                             "weight must have shape [3] (the channels of x [4, 3]), got [2]"),
+        tg::make_error_input("bias (3,1) for 3 channels", {x, ones({3}), ones({3, 1})}, call(0, 0, true),
+                             "bias must have shape [3] (the channels of x [4, 3]), got [3, 1]"),
+        tg::make_error_input("running_mean (4,) for 3 channels", {x, ones({3}), ones({3})}, call(4, 3, true),
+                             "running_mean must have shape [3] (the channels of x [4, 3]), got [4]"),
+        tg::make_error_input("running_var (2,) for 3 channels", {x, ones({3}), ones({3})}, call(3, 2, false),
+                             "running_var must have shape [3] (the channels of x [4, 3]), got [2]"),
+        tg::make_error_input("evaluation without running statistics", {x, ones({3}), ones({3})}, call(0, 0, false),
+                             "running_mean and running_var are required in evaluation mode (training = false)"),
+        tg::make_error_input("training on one value per channel", {ones({1, 3}), ones({3}), ones({3})},
+                             call(0, 0, true), "expected more than 1 value per channel when training, got x [1, 3]"),
+        tg::make_error_input("momentum 1.5", {x, ones({3}), ones({3})}, call(3, 3, true, 1.5),
+                             "momentum must be in [0, 1], got 1.5"),
+        tg::make_error_input("momentum NaN", {x, ones({3}), ones({3})},
+                             call(3, 3, true, std::numeric_limits<double>::quiet_NaN()),
+                             "momentum must be in [0, 1], got nan"),
+        tg::make_error_input("eps -1", {x, ones({3}), ones({3})}, call(0, 0, true, 0.1, -1.0),
+                             "eps must be finite and >= 0, got -1")};
+    return errors;
+}

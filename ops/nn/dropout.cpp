@@ -58,7 +58,7 @@ template <class T> struct Dropout {
 template <class T> Var<T> dropout(const Var<T>& x, detail::scalar_t<T> p, Generator& gen)
 {
     if (!(p >= T(0) && p < T(1)))
-        throw Error(std::string(Dropout<T>::name) + ": p must be in [0, 1), got " + std::to_string(p));
+        throw Error(std::string(Dropout<T>::name) + ": p must be in [0, 1), got " + format_number(p));
     return record(Dropout<T>{p, &gen}, x);
 }
 
@@ -92,4 +92,20 @@ TAPEGRAD_OP_SAMPLES(rng)
                       [](const auto& x) { return x[0]; })
                       .with_torch("torch.nn.functional.dropout(x[0], 0.0)"));
     return out;
+}
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    std::vector<tg::ErrorInput> errors;
+    for (const double p : {1.0, -0.5, std::numeric_limits<double>::quiet_NaN()}) {
+        const std::string shown = tg::format_number(p);
+        errors.push_back(tg::make_error_input(
+            "p " + shown, {xt::ones<double>({2, 3})},
+            [p](const auto& v) {
+                tg::Generator g(1);
+                return tg::dropout(v[0], p, g);
+            },
+            "p must be in [0, 1), got " + shown));
+    }
+    return errors;
 }

@@ -118,3 +118,28 @@ TAPEGRAD_OP_SAMPLES(rng)
     out.push_back(tg::make_sample("(0,3,2,2) empty p=0.5", {u({0, 3, 2, 2})}, drop(0.5)));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    std::vector<tg::ErrorInput> errors;
+    for (const double p : {1.0, -0.5, std::numeric_limits<double>::quiet_NaN()}) {
+        const std::string shown = tg::format_number(p);
+        errors.push_back(tg::make_error_input(
+            "p " + shown, {xt::ones<double>({2, 3, 4})},
+            [p](const auto& v) {
+                tg::Generator g(1);
+                return tg::dropout2d(v[0], p, g);
+            },
+            "p must be in [0, 1), got " + shown));
+    }
+    for (const auto& shape : {std::vector<std::size_t>{2, 3}, std::vector<std::size_t>{1, 2, 3, 4, 5}}) {
+        errors.push_back(tg::make_error_input(
+            "x " + tg::format_shape(shape), {xt::ones<double>(shape)},
+            [](const auto& v) {
+                tg::Generator g(1);
+                return tg::dropout2d(v[0], 0.5, g);
+            },
+            "x must be 3-D [N, C, L] or 4-D [N, C, H, W], got " + tg::format_shape(shape)));
+    }
+    return errors;
+}

@@ -194,3 +194,25 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(1,2) table, [2,0] indices", {1, 2}, I(xt::zeros<std::int64_t>({2, 0})));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Index = xt::xarray<std::int64_t>;
+    const xt::xarray<double> w = xt::ones<double>({3, 2});
+    return {tg::make_error_input(
+                "index 3 of 3 rows", {w},
+                [](const auto& v) {
+                    return tg::embedding(Index{{0, 1}, {3, 2}}, v[0]);
+                },
+                "index 3 at flat position 2 is out of range for a table of 3 rows (weight [3, 2])"),
+            tg::make_error_input(
+                "index -1", {w}, [](const auto& v) { return tg::embedding(Index{-1}, v[0]); },
+                "index -1 at flat position 0 is out of range for a table of 3 rows"),
+            tg::make_error_input(
+                "weight of rank 1", {xt::ones<double>({3})},
+                [](const auto& v) { return tg::embedding(Index{0}, v[0]); }, "weight must be 2-D [num, dim], got [3]"),
+            tg::make_error_input(
+                "weight of rank 3", {xt::ones<double>({3, 2, 2})},
+                [](const auto& v) { return tg::embedding(Index{0}, v[0]); },
+                "weight must be 2-D [num, dim], got [3, 2, 2]")};
+}

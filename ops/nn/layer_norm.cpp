@@ -319,3 +319,41 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(0,3) [3] empty weight bias", {0, 3}, 1, true, true, 1e-5);
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Shape = std::vector<std::size_t>;
+    const auto ones = [](Shape s) { return xt::xarray<double>(xt::ones<double>(s)); };
+    const xt::xarray<double> x = ones({2, 3, 4});
+    std::vector<tg::ErrorInput> errors{
+        tg::make_error_input(
+            "normalized_shape empty", {x},
+            [](const auto& v) { return tg::layer_norm(v[0], Shape{}, std::decay_t<decltype(v[0])>(), v[0]); },
+            "normalized_shape must have at least one dimension, got []"),
+        tg::make_error_input(
+            "normalized_shape (3,) for (2,3,4)", {x, ones({3}), ones({3})},
+            [](const auto& v) { return tg::layer_norm(v[0], Shape{3}, v[1], v[2]); },
+            "normalized_shape [3] does not match the trailing dims of x [2, 3, 4]"),
+        tg::make_error_input(
+            "normalized_shape longer than x", {ones({4}), ones({2, 4}), ones({2, 4})},
+            [](const auto& v) {
+                return tg::layer_norm(v[0], Shape{2, 4}, v[1], v[2]);
+            },
+            "normalized_shape [2, 4] does not match the trailing dims of x [4]"),
+        tg::make_error_input(
+            "weight (3,) for normalized_shape (4,)", {x, ones({3}), ones({4})},
+            [](const auto& v) { return tg::layer_norm(v[0], Shape{4}, v[1], v[2]); },
+            "weight must have shape [4] (normalized_shape), got [3]"),
+        tg::make_error_input(
+            "bias (3,4) for normalized_shape (4,)", {x, ones({4}), ones({3, 4})},
+            [](const auto& v) { return tg::layer_norm(v[0], Shape{4}, v[1], v[2]); },
+            "bias must have shape [4] (normalized_shape), got [3, 4]")};
+    for (const double eps : {-1.0, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+        const std::string shown = tg::format_number(eps);
+        errors.push_back(tg::make_error_input(
+            "eps " + shown, {x, ones({4}), ones({4})},
+            [eps](const auto& v) { return tg::layer_norm(v[0], Shape{4}, v[1], v[2], eps); },
+            "eps must be finite and >= 0, got " + shown));
+    }
+    return errors;
+}

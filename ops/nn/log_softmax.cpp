@@ -96,3 +96,8 @@ TAPEGRAD_OP_SAMPLES(rng)
                       .with_torch("torch.log_softmax(x[0].T, dim=1)"));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return tg::samples::axis_errors([](const auto& x, std::ptrdiff_t axis) { return tg::log_softmax(x, axis); });
+}

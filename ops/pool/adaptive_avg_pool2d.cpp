@@ -79,3 +79,19 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(0,2,4,4) to (2,2) empty", {0, 2, 4, 4}, {2, 2});
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Pair = std::array<std::size_t, 2>;
+    const auto ones = [](std::vector<std::size_t> s) { return xt::xarray<double>(xt::ones<double>(s)); };
+    auto pool = [](Pair size) { return [=](const auto& v) { return tg::adaptive_avg_pool2d(v[0], size); }; };
+    const xt::xarray<double> x = ones({1, 2, 4, 4});
+    return {tg::make_error_input("x of rank 5", {ones({1, 1, 2, 4, 4})}, pool({2, 2}),
+                                 "x must have rank 4 [N, C, H, W] (x is [1, 1, 2, 4, 4])"),
+            tg::make_error_input("x of width 0", {ones({1, 2, 4, 0})}, pool({2, 2}),
+                                 "x must have nonzero H and W (x is [1, 2, 4, 0])"),
+            tg::make_error_input("output size (0,2)", {x}, pool({0, 2}),
+                                 "output size must be positive (output_size [0, 2], x [1, 2, 4, 4])"),
+            tg::make_error_input("output size too large to index", {x}, pool({std::size_t(1) << 62, 1}),
+                                 "output size is too large (output_size [4611686018427387904, 1], x [1, 2, 4, 4])")};
+}

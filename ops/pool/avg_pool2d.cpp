@@ -65,3 +65,24 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(0,2,4,4) k2 empty", {0, 2, 4, 4}, {2, 2}, {0, 0}, {0, 0});
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Pair = std::array<std::size_t, 2>;
+    const auto ones = [](std::vector<std::size_t> s) { return xt::xarray<double>(xt::ones<double>(s)); };
+    auto pool = [](Pair kernel, Pair stride, Pair padding) {
+        return [=](const auto& v) { return tg::avg_pool2d(v[0], kernel, stride, padding); };
+    };
+    const xt::xarray<double> x = ones({1, 2, 4, 4});
+    return {tg::make_error_input("x of rank 3", {ones({2, 4, 4})}, pool({2, 2}, {0, 0}, {0, 0}),
+                                 "x must have rank 4 [N, C, H, W] (x is [2, 4, 4])"),
+            tg::make_error_input("x of height 0", {ones({1, 2, 0, 4})}, pool({2, 2}, {0, 0}, {0, 0}),
+                                 "x must have nonzero H and W (x is [1, 2, 0, 4])"),
+            tg::make_error_input("kernel (2,0)", {x}, pool({2, 0}, {0, 0}, {0, 0}),
+                                 "kernel size must be positive (kernel [2, 0])"),
+            tg::make_error_input("padding above half the kernel", {x}, pool({2, 2}, {1, 1}, {0, 2}),
+                                 "padding must be at most half of kernel size (padding [0, 2], kernel [2, 2])"),
+            tg::make_error_input("kernel larger than the padded input", {x}, pool({5, 2}, {1, 1}, {0, 0}),
+                                 "kernel is larger than the padded input (kernel [5, 2], padded input [4, 4], x [1, 2, "
+                                 "4, 4], padding [0, 0])")};
+}

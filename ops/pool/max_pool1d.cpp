@@ -69,3 +69,22 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(0,2,5) k2 empty", {0, 2, 5}, 2, 0, 0);
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const auto ones = [](std::vector<std::size_t> s) { return xt::xarray<double>(xt::ones<double>(s)); };
+    auto pool = [](std::size_t kernel, std::size_t stride, std::size_t padding) {
+        return [=](const auto& v) { return tg::max_pool1d(v[0], kernel, stride, padding); };
+    };
+    const xt::xarray<double> x = ones({1, 2, 4});
+    return {tg::make_error_input("x of rank 4", {ones({1, 2, 3, 4})}, pool(2, 0, 0),
+                                 "x must have rank 3 [N, C, L] (x is [1, 2, 3, 4])"),
+            tg::make_error_input("x of length 0", {ones({1, 2, 0})}, pool(2, 0, 0),
+                                 "x must have nonzero L (x is [1, 2, 0])"),
+            tg::make_error_input("kernel 0", {x}, pool(0, 0, 0), "kernel size must be positive (kernel 0)"),
+            tg::make_error_input("padding above half the kernel", {x}, pool(3, 1, 2),
+                                 "padding must be at most half of kernel size (padding 2, kernel 3)"),
+            tg::make_error_input("kernel longer than the padded input", {x}, pool(5, 1, 0),
+                                 "kernel is larger than the padded input (kernel 5, padded input 4, x [1, 2, 4], "
+                                 "padding 0)")};
+}

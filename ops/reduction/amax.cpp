@@ -42,3 +42,10 @@ TAPEGRAD_OP_SAMPLES(rng)
               out.end());
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return {tg::make_error_input(
+        "empty (0,3)", {xt::ones<double>({0, 3})}, [](const auto& v) { return tg::amax(v[0]); },
+        "cannot reduce an empty Var of shape [0, 3]: the reduction has no identity")};
+}

@@ -32,3 +32,12 @@ TAPEGRAD_OP_SAMPLES(rng)
     return tg::reduction::arg_samples<true>(
         rng, TAPEGRAD_OP_NAME, [](const auto& x, std::ptrdiff_t a) { return tg::argmax(x, a); }, "torch.argmax");
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    auto errors = tg::samples::axis_errors([](const auto& x, std::ptrdiff_t axis) { return tg::argmax(x, axis); });
+    errors.push_back(tg::make_error_input(
+        "empty axis 1 of (2,0)", {xt::ones<double>({2, 0})}, [](const auto& v) { return tg::argmax(v[0], 1); },
+        "cannot reduce over axis 1 of size 0 (shape [2, 0]): the reduction has no identity"));
+    return errors;
+}

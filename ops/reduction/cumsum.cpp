@@ -92,3 +92,8 @@ TAPEGRAD_OP_SAMPLES(rng)
             return "torch.cumsum(" + in + ", dim=" + std::to_string(a) + ")";
         });
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return tg::samples::axis_errors([](const auto& x, std::ptrdiff_t axis) { return tg::cumsum(x, axis); });
+}

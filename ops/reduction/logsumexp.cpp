@@ -115,3 +115,8 @@ TAPEGRAD_OP_SAMPLES(rng)
     }
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return tg::samples::axis_errors([](const auto& x, std::ptrdiff_t axis) { return tg::logsumexp(x, axis); });
+}

@@ -50,3 +50,12 @@ TAPEGRAD_OP_SAMPLES(rng)
             return "torch.max(" + in + ", dim=" + std::to_string(a) + tg::reduction::torch_keepdim(k) + ").values";
         });
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    auto errors = tg::samples::axis_errors([](const auto& x, std::ptrdiff_t axis) { return tg::max(x, axis); });
+    errors.push_back(tg::make_error_input(
+        "empty axis 1 of (2,0)", {xt::ones<double>({2, 0})}, [](const auto& v) { return tg::max(v[0], 1); },
+        "cannot reduce over axis 1 of size 0 (shape [2, 0]): the reduction has no identity"));
+    return errors;
+}

@@ -283,3 +283,19 @@ TAPEGRAD_OP_SAMPLES(rng)
     }
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    auto errors = tg::samples::axis_errors([](const auto& x, std::ptrdiff_t axis) { return tg::norm(x, 2.0, axis); });
+    const xt::xarray<double> x = xt::ones<double>({2, 3});
+    for (const double p : {0.0, -1.0, std::numeric_limits<double>::quiet_NaN()}) {
+        const std::string shown = tg::format_number(p);
+        errors.push_back(tg::make_error_input(
+            "p " + shown, {x}, [p](const auto& v) { return tg::norm(v[0], p); },
+            "p must be positive (or inf for the max norm), got " + shown));
+        errors.push_back(tg::make_error_input(
+            "p " + shown + " along axis 1", {x}, [p](const auto& v) { return tg::norm(v[0], p, 1); },
+            "p must be positive (or inf for the max norm), got " + shown));
+    }
+    return errors;
+}

@@ -83,3 +83,29 @@ TAPEGRAD_OP_SAMPLES(rng)
                       .with_torch("torch.sum(x[0], dim=1, keepdim=True)"));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Axes = std::vector<std::ptrdiff_t>;
+    auto errors = tg::samples::axis_errors([](const auto& x, std::ptrdiff_t axis) { return tg::sum(x, axis); });
+    const xt::xarray<double> x = xt::ones<double>({2, 3});
+    errors.push_back(tg::make_error_input(
+        "axes {0, 0}", {x},
+        [](const auto& v) {
+            return tg::sum(v[0], Axes{0, 0});
+        },
+        "axis 0 is repeated"));
+    errors.push_back(tg::make_error_input(
+        "axes {1, -1} of (2,3)", {x},
+        [](const auto& v) {
+            return tg::sum(v[0], Axes{1, -1}, true);
+        },
+        "axis -1 is repeated"));
+    errors.push_back(tg::make_error_input(
+        "axes {0, 2} of (2,3)", {x},
+        [](const auto& v) {
+            return tg::sum(v[0], Axes{0, 2});
+        },
+        "axis 2 is out of range for shape [2, 3]"));
+    return errors;
+}

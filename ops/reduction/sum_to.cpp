@@ -84,3 +84,24 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(1,2,3)->(2,3)", {1, 2, 3}, {2, 3}, {0}, false);
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Shape = std::vector<std::size_t>;
+    const xt::xarray<double> x = xt::ones<double>({2, 3});
+    return {tg::make_error_input(
+                "(2,3) to (4,)", {x}, [](const auto& v) { return tg::sum_to(v[0], Shape{4}); },
+                "shape [4] does not broadcast to [2, 3]"),
+            tg::make_error_input(
+                "(2,3) to (3,3)", {x},
+                [](const auto& v) {
+                    return tg::sum_to(v[0], Shape{3, 3});
+                },
+                "shape [3, 3] does not broadcast to [2, 3]"),
+            tg::make_error_input(
+                "(2,3) to (1,2,3)", {x},
+                [](const auto& v) {
+                    return tg::sum_to(v[0], Shape{1, 2, 3});
+                },
+                "shape [1, 2, 3] does not broadcast to [2, 3]")};
+}

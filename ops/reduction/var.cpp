@@ -149,3 +149,8 @@ TAPEGRAD_OP_SAMPLES(rng)
     out.insert(out.end(), two.begin(), two.end());
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return tg::samples::axis_errors([](const auto& x, std::ptrdiff_t axis) { return tg::var(x, axis); });
+}

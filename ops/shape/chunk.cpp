@@ -61,3 +61,12 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(4,3,2) 2 axis 1", {4, 3, 2}, 2, 1);
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    auto errors = tg::samples::axis_errors([](const auto& x, std::ptrdiff_t axis) { return tg::chunk(x, 2, axis); });
+    errors.push_back(tg::make_error_input(
+        "0 chunks", {xt::ones<double>({4})}, [](const auto& v) { return tg::chunk(v[0], 0, 0); },
+        "chunks must be at least 1, got 0"));
+    return errors;
+}

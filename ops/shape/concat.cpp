@@ -123,3 +123,26 @@ TAPEGRAD_OP_SAMPLES(rng)
                       .with_torch("torch.cat([x[0].T, x[1]], dim=0)"));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    auto errors = tg::samples::axis_errors([](const auto& x, std::ptrdiff_t axis) {
+        using V = std::decay_t<decltype(x)>;
+        return tg::concat(std::vector<V>{x, x}, axis);
+    });
+    errors.pop_back();  // a rank-0 input has its own message, below
+    errors.push_back(tg::make_error_input(
+        "no inputs", {}, [](const auto& v) { return tg::concat(std::decay_t<decltype(v)>{}, 0); }, "no inputs given"));
+    errors.push_back(tg::make_error_input(
+        "rank-0 inputs", {xt::xarray<double>(1.0), xt::xarray<double>(2.0)},
+        [](const auto& v) { return tg::concat(v, 0); }, "cannot join rank-0 Vars (unsqueeze them first)"));
+    errors.push_back(tg::make_error_input(
+        "(2,3) and (2,4) along axis 0", {xt::ones<double>({2, 3}), xt::ones<double>({2, 4})},
+        [](const auto& v) { return tg::concat(v, 0); },
+        "input 1 has shape [2, 4] but input 0 has [2, 3]; only axis 0 may differ"));
+    errors.push_back(tg::make_error_input(
+        "(2,3) and (2,3,1) along axis 1", {xt::ones<double>({2, 3}), xt::ones<double>({2, 3, 1})},
+        [](const auto& v) { return tg::concat(v, 1); },
+        "input 1 has shape [2, 3, 1] but input 0 has [2, 3]; only axis 1 may differ"));
+    return errors;
+}

@@ -73,3 +73,24 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(1,3)->(4,3)", {1, 3}, {4, 3});
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Shape = std::vector<std::size_t>;
+    const xt::xarray<double> x = xt::ones<double>({2, 3});
+    return {tg::make_error_input(
+                "(2,3) to (4,3)", {x},
+                [](const auto& v) {
+                    return tg::expand(v[0], Shape{4, 3});
+                },
+                "cannot broadcast shape [2, 3] to [4, 3]"),
+            tg::make_error_input(
+                "(2,3) to (3,)", {x}, [](const auto& v) { return tg::expand(v[0], Shape{3}); },
+                "cannot broadcast shape [2, 3] to [3]"),
+            tg::make_error_input(
+                "(1,3) to a shape too large to index", {xt::ones<double>({1, 3})},
+                [](const auto& v) {
+                    return tg::expand(v[0], Shape{std::size_t(1) << 62, 3});
+                },
+                "has too many elements")};
+}

@@ -56,3 +56,17 @@ TAPEGRAD_OP_SAMPLES(rng)
             .with_torch("torch.flatten(x[0])"));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const xt::xarray<double> x = xt::ones<double>({2, 3, 4});
+    return {tg::make_error_input(
+                "start_dim 3 of (2,3,4)", {x}, [](const auto& v) { return tg::flatten(v[0], 3); },
+                "axis 3 is out of range for shape [2, 3, 4]"),
+            tg::make_error_input(
+                "end_dim -4 of (2,3,4)", {x}, [](const auto& v) { return tg::flatten(v[0], 0, -4); },
+                "axis -4 is out of range for shape [2, 3, 4]"),
+            tg::make_error_input(
+                "start_dim after end_dim", {x}, [](const auto& v) { return tg::flatten(v[0], 2, 1); },
+                "start_dim 2 comes after end_dim 1 for shape [2, 3, 4]")};
+}

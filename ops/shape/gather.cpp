@@ -86,3 +86,38 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(5,) axis 0", {5}, 0, xt::xarray<std::int64_t>{4, 4, 0});
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Index = xt::xarray<std::int64_t>;
+    const xt::xarray<double> x = xt::ones<double>({2, 3});
+    auto errors = tg::samples::axis_errors([](const auto& v, std::ptrdiff_t axis) {
+        return tg::gather(v, axis, Index(xt::zeros<std::int64_t>({1, 1})));
+    });
+    errors.pop_back();  // a rank-0 x: its index would need rank 0 as well
+    errors.push_back(tg::make_error_input(
+        "index 3 along axis 1 of (2,3)", {x},
+        [](const auto& v) {
+            return tg::gather(v[0], 1, Index{{0, 3}, {1, 1}});
+        },
+        "index 3 at flat position 1 is out of range for axis 1 of shape [2, 3]"));
+    errors.push_back(tg::make_error_input(
+        "index -1", {x},
+        [](const auto& v) {
+            return tg::gather(v[0], 1, Index{{0, -1}, {1, 1}});
+        },
+        "index -1 at flat position 1 is out of range for axis 1 of shape [2, 3]"));
+    errors.push_back(tg::make_error_input(
+        "index of rank 1 for x of rank 2", {x},
+        [](const auto& v) {
+            return tg::gather(v[0], 1, Index{0, 1});
+        },
+        "index has shape [2] but x has [2, 3]; it needs x's rank and no dim larger than x's except along axis 1"));
+    errors.push_back(tg::make_error_input(
+        "index (3,1) larger than x along axis 0", {x},
+        [](const auto& v) {
+            return tg::gather(v[0], 1, Index(xt::reshape_view(xt::arange<std::int64_t>(3), {3, 1})));
+        },
+        "index has shape [3, 1] but x has [2, 3]"));
+    return errors;
+}

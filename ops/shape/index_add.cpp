@@ -122,3 +122,33 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(2,3,2) axis -2 [1]", {2, 3, 2}, -2, {1});
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Index = xt::xarray<std::int64_t>;
+    const xt::xarray<double> x = xt::ones<double>({2, 3});
+    auto errors = tg::samples::axis_errors(
+        [](const auto& v, std::ptrdiff_t axis) { return tg::index_add(v, axis, Index{0}, v); });
+    errors.push_back(tg::make_error_input(
+        "index 5 along axis 0 of (2,3)", {x, xt::ones<double>({1, 3})},
+        [](const auto& v) { return tg::index_add(v[0], 0, Index{5}, v[1]); },
+        "index 5 at position 0 is out of range for axis 0 of shape [2, 3]"));
+    errors.push_back(tg::make_error_input(
+        "index -1", {x, xt::ones<double>({1, 3})},
+        [](const auto& v) { return tg::index_add(v[0], 0, Index{-1}, v[1]); },
+        "index -1 at position 0 is out of range"));
+    errors.push_back(tg::make_error_input(
+        "2-D index", {x, xt::ones<double>({1, 3})},
+        [](const auto& v) {
+            return tg::index_add(v[0], 0, Index(xt::zeros<std::int64_t>({1, 1})), v[1]);
+        },
+        "index must be 1-D, got shape [1, 1]"));
+    errors.push_back(tg::make_error_input(
+        "source (2,3) for 1 index", {x, x}, [](const auto& v) { return tg::index_add(v[0], 0, Index{1}, v[1]); },
+        "source has shape [2, 3] but x is [2, 3] with 1 indices along axis 0"));
+    errors.push_back(tg::make_error_input(
+        "source (1,2) for (2,3)", {x, xt::ones<double>({1, 2})},
+        [](const auto& v) { return tg::index_add(v[0], 0, Index{1}, v[1]); },
+        "source has shape [1, 2] but x is [2, 3]"));
+    return errors;
+}

@@ -115,3 +115,28 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(3,5) axis -1 []", {3, 5}, -1, {});
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Index = xt::xarray<std::int64_t>;
+    const xt::xarray<double> x = xt::ones<double>({2, 3});
+    auto errors = tg::samples::axis_errors(
+        [](const auto& v, std::ptrdiff_t axis) { return tg::index_select(v, axis, Index{0}); });
+    errors.push_back(tg::make_error_input(
+        "index 2 along axis 0 of (2,3)", {x},
+        [](const auto& v) {
+            return tg::index_select(v[0], 0, Index{1, 2});
+        },
+        "index 2 at position 1 is out of range for axis 0 of shape [2, 3]"));
+    errors.push_back(tg::make_error_input(
+        "index of int64's minimum", {x},
+        [](const auto& v) { return tg::index_select(v[0], 0, Index{std::numeric_limits<std::int64_t>::min()}); },
+        "index -9223372036854775808 at position 0 is out of range"));
+    errors.push_back(tg::make_error_input(
+        "2-D index", {x},
+        [](const auto& v) {
+            return tg::index_select(v[0], 1, Index{{0, 1}});
+        },
+        "index must be 1-D, got shape [1, 2]"));
+    return errors;
+}

@@ -93,3 +93,21 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(4,2) axis 0 empty", {4, 2}, 0, 2, 0);
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    auto errors =
+        tg::samples::axis_errors([](const auto& x, std::ptrdiff_t axis) { return tg::narrow(x, axis, 0, 1); });
+    const xt::xarray<double> x = xt::ones<double>({4});
+    errors.push_back(tg::make_error_input(
+        "start 3 length 2 of 4", {x}, [](const auto& v) { return tg::narrow(v[0], 0, 3, 2); },
+        "start 3 and length 2 run past axis 0 of size 4 (shape [4])"));
+    errors.push_back(tg::make_error_input(
+        "start 5 of 4", {x}, [](const auto& v) { return tg::narrow(v[0], 0, 5, 0); },
+        "start 5 and length 0 run past axis 0 of size 4"));
+    errors.push_back(tg::make_error_input(
+        "start at SIZE_MAX", {x},
+        [](const auto& v) { return tg::narrow(v[0], 0, std::numeric_limits<std::size_t>::max(), 2); },
+        "start 18446744073709551615 and length 2 run past axis 0"));
+    return errors;
+}

@@ -102,3 +102,16 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(0,2) axis 0 1+1", {0, 2}, 0, 1, 1);
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    auto errors = tg::samples::axis_errors([](const auto& x, std::ptrdiff_t axis) { return tg::pad(x, axis, 1, 1); });
+    errors.push_back(tg::make_error_input(
+        "padding that overflows", {xt::ones<double>({2, 3})},
+        [](const auto& v) { return tg::pad(v[0], 1, std::numeric_limits<std::size_t>::max(), 1); },
+        "padding 18446744073709551615 before and 1 after axis 1 of shape [2, 3] overflows its length"));
+    errors.push_back(tg::make_error_input(
+        "padding too large to index", {xt::ones<double>({2, 3})},
+        [](const auto& v) { return tg::pad(v[0], 1, std::size_t(1) << 62, 0); }, "has too many elements"));
+    return errors;
+}

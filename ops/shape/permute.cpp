@@ -147,3 +147,30 @@ TAPEGRAD_OP_SAMPLES(rng)
                       .with_torch("x[0].T.permute(1, 0)"));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Dims = std::vector<std::size_t>;
+    const xt::xarray<double> x = xt::ones<double>({2, 3});
+    return {tg::make_error_input(
+                "dims repeated", {x},
+                [](const auto& v) {
+                    return tg::permute(v[0], Dims{0, 0});
+                },
+                "dims [0, 0] are not a permutation of the axes of shape [2, 3]"),
+            tg::make_error_input(
+                "dim out of range", {x},
+                [](const auto& v) {
+                    return tg::permute(v[0], Dims{0, 5});
+                },
+                "dims [0, 5] are not a permutation of the axes of shape [2, 3]"),
+            tg::make_error_input(
+                "too few dims", {x}, [](const auto& v) { return tg::permute(v[0], Dims{0}); },
+                "dims [0] are not a permutation"),
+            tg::make_error_input(
+                "too many dims", {x},
+                [](const auto& v) {
+                    return tg::permute(v[0], Dims{0, 1, 2});
+                },
+                "dims [0, 1, 2] are not a permutation")};
+}

@@ -78,3 +78,24 @@ TAPEGRAD_OP_SAMPLES(rng)
     out.push_back(sample("transposed (4,3)->(2,6)", u({4, 3}), {2, 6}, true));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Shape = std::vector<std::size_t>;
+    const xt::xarray<double> x = xt::ones<double>({2, 3});
+    return {tg::make_error_input(
+                "(2,3) into (4,)", {x}, [](const auto& v) { return tg::reshape(v[0], Shape{4}); },
+                "cannot reshape [2, 3] (6 elements) into [4] (4 elements)"),
+            tg::make_error_input(
+                "(2,3) into (3,3)", {x},
+                [](const auto& v) {
+                    return tg::reshape(v[0], Shape{3, 3});
+                },
+                "cannot reshape [2, 3] (6 elements) into [3, 3] (9 elements)"),
+            tg::make_error_input(
+                "(4,) into a shape whose size wraps to 4", {xt::ones<double>({4})},
+                [](const auto& v) {
+                    return tg::reshape(v[0], Shape{(std::size_t(1) << 62) + 1, 4});
+                },
+                "has too many elements")};
+}

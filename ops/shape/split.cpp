@@ -84,3 +84,30 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(2,4,3) [0,4] axis 1", {2, 4, 3}, {0, 4}, 1);
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    using Sizes = std::vector<std::size_t>;
+    auto errors =
+        tg::samples::axis_errors([](const auto& x, std::ptrdiff_t axis) { return tg::split(x, Sizes{1}, axis); });
+    const xt::xarray<double> x = xt::ones<double>({2, 5});
+    errors.push_back(tg::make_error_input(
+        "sizes short of the axis", {x},
+        [](const auto& v) {
+            return tg::split(v[0], Sizes{2, 2}, 1);
+        },
+        "sizes [2, 2] add up to 4 but axis 1 of shape [2, 5] has 5"));
+    errors.push_back(tg::make_error_input(
+        "sizes past the axis", {x},
+        [](const auto& v) {
+            return tg::split(v[0], Sizes{3, 3}, -1);
+        },
+        "sizes [3, 3] add up to 6 but axis -1 of shape [2, 5] has 5"));
+    errors.push_back(tg::make_error_input(
+        "sizes whose sum overflows", {x},
+        [](const auto& v) {
+            return tg::split(v[0], Sizes{std::numeric_limits<std::size_t>::max(), 6}, 1);
+        },
+        "add up to more than 18446744073709551615"));
+    return errors;
+}

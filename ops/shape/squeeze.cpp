@@ -46,3 +46,15 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(0,1) dim 1", {0, 1}, 1, {0});
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    auto errors = tg::samples::axis_errors([](const auto& x, std::ptrdiff_t axis) { return tg::squeeze(x, axis); });
+    errors.push_back(tg::make_error_input(
+        "axis of size 3", {xt::ones<double>({2, 3})}, [](const auto& v) { return tg::squeeze(v[0], 1); },
+        "axis 1 of shape [2, 3] has size 3, not 1"));
+    errors.push_back(tg::make_error_input(
+        "axis of size 0", {xt::ones<double>({0, 1})}, [](const auto& v) { return tg::squeeze(v[0], 0); },
+        "axis 0 of shape [0, 1] has size 0, not 1"));
+    return errors;
+}

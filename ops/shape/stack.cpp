@@ -59,3 +59,20 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("2 x () axis 0", {u({}), u({})}, 0);
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const xt::xarray<double> x = xt::ones<double>({2, 3});
+    return {tg::make_error_input(
+                "no inputs", {}, [](const auto& v) { return tg::stack(std::decay_t<decltype(v)>{}, 0); },
+                "no inputs given"),
+            tg::make_error_input(
+                "(2,3) and (3,2)", {x, xt::ones<double>({3, 2})}, [](const auto& v) { return tg::stack(v, 0); },
+                "input 1 has shape [3, 2] but input 0 has [2, 3]; all must be equal"),
+            tg::make_error_input(
+                "axis 3 for (2,3)", {x, x}, [](const auto& v) { return tg::stack(v, 3); },
+                "axis 3 is out of range for shape [2, 3] (inserting an axis)"),
+            tg::make_error_input(
+                "axis -4 for (2,3)", {x, x}, [](const auto& v) { return tg::stack(v, -4); },
+                "axis -4 is out of range for shape [2, 3] (inserting an axis)")};
+}

@@ -105,3 +105,20 @@ TAPEGRAD_OP_SAMPLES(rng)
                       .with_torch("x[0].transpose(0, 1)"));
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    auto errors =
+        tg::samples::axis_errors([](const auto& x, std::ptrdiff_t axis) { return tg::transpose(x, 0, axis); });
+    errors.pop_back();  // axis 0 of a rank-0 input is refused first
+    errors.push_back(tg::make_error_input(
+        "dim0 out of range", {xt::ones<double>({2, 3})}, [](const auto& v) { return tg::transpose(v[0], 2, 0); },
+        "axis 2 is out of range for shape [2, 3]"));
+    errors.push_back(tg::make_error_input(
+        "2-D form of a (2,3,4) input", {xt::ones<double>({2, 3, 4})}, [](const auto& v) { return tg::transpose(v[0]); },
+        "expected a 2-D Var, got shape [2, 3, 4]"));
+    errors.push_back(tg::make_error_input(
+        "2-D form of a (3,) input", {xt::ones<double>({3})}, [](const auto& v) { return tg::transpose(v[0]); },
+        "expected a 2-D Var, got shape [3]"));
+    return errors;
+}

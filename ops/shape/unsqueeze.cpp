@@ -43,3 +43,18 @@ TAPEGRAD_OP_SAMPLES(rng)
     sample("(0,2) dim 1", {0, 2}, 1, {0, 1, 2});
     return out;
 }
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    const xt::xarray<double> x = xt::ones<double>({2, 3});
+    return {tg::make_error_input(
+                "axis 3 of (2,3)", {x}, [](const auto& v) { return tg::unsqueeze(v[0], 3); },
+                "axis 3 is out of range for shape [2, 3] (inserting an axis)"),
+            tg::make_error_input(
+                "axis -4 of (2,3)", {x}, [](const auto& v) { return tg::unsqueeze(v[0], -4); },
+                "axis -4 is out of range for shape [2, 3] (inserting an axis)"),
+            tg::make_error_input(
+                "axis 2 of a rank-0 input", {xt::xarray<double>(1.0)},
+                [](const auto& v) { return tg::unsqueeze(v[0], 2); },
+                "axis 2 is out of range for shape [] (inserting an axis)")};
+}

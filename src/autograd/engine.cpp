@@ -345,6 +345,20 @@ template <class T> void Var<T>::zero_grad() const
     n->grad_var.reset();
 }
 
+template <class T> void Var<T>::set_grad(const xt::xarray<T>& g) const
+{
+    detail::Node<T>* n = node("set_grad");
+    if (n->tape != nullptr)
+        throw Error("set_grad: only a leaf (parameter or constant) keeps a gradient; this Var is the output of an op");
+    if (g.shape() != n->value.shape()) {
+        throw Error("set_grad: shape " + format_shape(g.shape()) + " differs from the leaf's shape " +
+                    format_shape(n->value.shape()));
+    }
+    n->grad = g;
+    n->has_grad = true;
+    n->grad_var.reset();
+}
+
 template class Var<float>;
 template class Var<double>;
 

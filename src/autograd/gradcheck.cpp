@@ -10,6 +10,7 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "autograd/gradcheck_internal.hpp"
 #include "autograd/tape_scope.hpp"
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/error.hpp"
@@ -32,15 +33,27 @@ template <class S> std::vector<std::size_t> unravel(std::size_t flat, const S& s
 // create_graph).
 template <class T> using Eval = std::function<std::vector<Var<T>>(const std::vector<Var<T>>&, bool recorded)>;
 
+// Module checks: the inputs are given leaves (a module's parameters, then gradgradcheck's
+// grad_outputs), named in messages; with `gradients`, output k is the gradient of parameter k.
+struct Names {
+    std::vector<std::string> parameters;
+    bool gradients = false;
+};
+
 template <class T>
 GradcheckResult compare(const char* who, const Eval<T>& f, const std::vector<xt::xarray<T>>& inputs,
-                        const GradcheckOptions& o)
+                        const GradcheckOptions& o, const std::vector<Var<T>>* leaves = nullptr,
+                        const Names* names = nullptr)
 {
     if (!(o.eps > 0)) throw Error(std::string(who) + ": eps must be positive, got " + std::to_string(o.eps));
     detail::TapeScope<T> scope;
     std::vector<Var<T>> params;
     params.reserve(inputs.size());
-    for (const auto& x : inputs) params.push_back(parameter(x));
+    if (leaves != nullptr) {
+        params = *leaves;
+    } else {
+        for (const auto& x : inputs) params.push_back(parameter(x));
+    }
     std::vector<std::size_t> in_sizes;
     std::size_t total_in = 0;
     for (const auto& x : inputs) {
@@ -163,8 +176,20 @@ GradcheckResult compare(const char* who, const Eval<T>& f, const std::vector<xt:
 
     std::ostringstream msg;
     msg.precision(6);
+    if (names != nullptr && res.input < names->parameters.size()) res.parameter = names->parameters[res.input];
     auto where = [&] {
         std::ostringstream w;
+        if (names != nullptr) {
+            w << (res.input < names->parameters.size() ? "parameter '" + res.parameter + "'" : "grad_outputs")
+              << " element " << format_shape(res.input_index);
+            if (names->gradients) {
+                w << ", gradient of '" << names->parameters[res.output] << "' element "
+                  << format_shape(res.output_index);
+            } else if (total_out > 1) {
+                w << ", output element " << format_shape(res.output_index);
+            }
+            return w.str();
+        }
         w << "input " << res.input << ", element " << format_shape(res.input_index);
         if (ys.size() > 1) w << ", output " << res.output;
         w << ", output element " << format_shape(res.output_index);
@@ -194,6 +219,20 @@ template <class T, class F> Eval<T> first_order(const F& f)
 }
 
 }  // namespace
+
+namespace detail {
+
+GradcheckResult gradcheck_leaves(const char* who, const LeafEval& f, const std::vector<Var<double>>& leaves,
+                                 const std::vector<std::string>& parameter_names, bool outputs_are_gradients,
+                                 const GradcheckOptions& options)
+{
+    std::vector<xt::xarray<double>> values;
+    for (const auto& leaf : leaves) values.push_back(leaf.value());
+    const Names names{parameter_names, outputs_are_gradients};
+    return compare<double>(who, f, values, options, &leaves, &names);
+}
+
+}  // namespace detail
 
 GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<xt::xarray<double>>& inputs,
                           const GradcheckOptions& options)

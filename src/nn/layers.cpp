@@ -40,28 +40,20 @@ void check_kernel(const char* layer, std::array<std::size_t, 2> k)
     }
 }
 
-template <class T> std::vector<std::pair<std::string, Var<T>>> weight_and_bias(const Var<T>& w, const Var<T>& b)
-{
-    std::vector<std::pair<std::string, Var<T>>> out;
-    if (w.defined()) out.emplace_back("weight", w);
-    if (b.defined()) out.emplace_back("bias", b);
-    return out;
-}
-
 }  // namespace
 
 // --- Linear ------------------------------------------------------------------------------
 
 template <class T>
 Linear<T>::Linear(std::size_t in_features, std::size_t out_features, bool bias, Generator& gen)
-    : in_(in_features), out_(out_features)
+    : in_(in_features), out_(out_features), bias_(bias)
 {
     if (in_ == 0 || out_ == 0) {
         throw Error("Linear: in and out features must be positive, got in = " + std::to_string(in_) +
                     ", out = " + std::to_string(out_));
     }
-    weight_ = fan_in_uniform<T>({out_, in_}, in_, gen);
-    if (bias) bias_ = fan_in_uniform<T>({out_}, in_, gen);
+    this->register_parameter("weight", fan_in_uniform<T>({out_, in_}, in_, gen));
+    if (bias) this->register_parameter("bias", fan_in_uniform<T>({out_}, in_, gen));
 }
 
 template <class T> Var<T> Linear<T>::forward(const Var<T>& x)
@@ -71,13 +63,8 @@ template <class T> Var<T> Linear<T>::forward(const Var<T>& x)
         throw Error("Linear(" + std::to_string(in_) + " -> " + std::to_string(out_) + "): expected input [batch, " +
                     std::to_string(in_) + "], got " + format_shape(s));
     }
-    Var<T> y = matmul(x, weight_, false, true);
-    return bias_.defined() ? add(y, bias_) : y;
-}
-
-template <class T> std::vector<std::pair<std::string, Var<T>>> Linear<T>::named_parameters() const
-{
-    return weight_and_bias(weight_, bias_);
+    Var<T> y = matmul(x, weight(), false, true);
+    return bias_ ? add(y, bias()) : y;
 }
 
 // --- Convolutions ------------------------------------------------------------------------
@@ -90,18 +77,14 @@ Conv1d<T>::Conv1d(std::size_t in_channels, std::size_t out_channels, std::size_t
     check_channels("Conv1d", in_channels, out_channels, options.groups);
     check_kernel("Conv1d", {kernel_size, kernel_size});
     const std::size_t fan_in = in_channels / options.groups * kernel_size;
-    weight_ = fan_in_uniform<T>({out_channels, in_channels / options.groups, kernel_size}, fan_in, gen);
-    if (options.bias) bias_ = fan_in_uniform<T>({out_channels}, fan_in, gen);
+    this->register_parameter("weight",
+                             fan_in_uniform<T>({out_channels, in_channels / options.groups, kernel_size}, fan_in, gen));
+    if (options.bias) this->register_parameter("bias", fan_in_uniform<T>({out_channels}, fan_in, gen));
 }
 
 template <class T> Var<T> Conv1d<T>::forward(const Var<T>& x)
 {
-    return conv1d(x, weight_, bias_, options_.stride, options_.padding, options_.dilation, options_.groups);
-}
-
-template <class T> std::vector<std::pair<std::string, Var<T>>> Conv1d<T>::named_parameters() const
-{
-    return weight_and_bias(weight_, bias_);
+    return conv1d(x, weight(), bias(), options_.stride, options_.padding, options_.dilation, options_.groups);
 }
 
 template <class T>
@@ -112,19 +95,15 @@ Conv2d<T>::Conv2d(std::size_t in_channels, std::size_t out_channels, std::array<
     check_channels("Conv2d", in_channels, out_channels, options.groups);
     check_kernel("Conv2d", kernel_size);
     const std::size_t fan_in = in_channels / options.groups * kernel_size[0] * kernel_size[1];
-    weight_ =
-        fan_in_uniform<T>({out_channels, in_channels / options.groups, kernel_size[0], kernel_size[1]}, fan_in, gen);
-    if (options.bias) bias_ = fan_in_uniform<T>({out_channels}, fan_in, gen);
+    this->register_parameter(
+        "weight",
+        fan_in_uniform<T>({out_channels, in_channels / options.groups, kernel_size[0], kernel_size[1]}, fan_in, gen));
+    if (options.bias) this->register_parameter("bias", fan_in_uniform<T>({out_channels}, fan_in, gen));
 }
 
 template <class T> Var<T> Conv2d<T>::forward(const Var<T>& x)
 {
-    return conv2d(x, weight_, bias_, options_.stride, options_.padding, options_.dilation, options_.groups);
-}
-
-template <class T> std::vector<std::pair<std::string, Var<T>>> Conv2d<T>::named_parameters() const
-{
-    return weight_and_bias(weight_, bias_);
+    return conv2d(x, weight(), bias(), options_.stride, options_.padding, options_.dilation, options_.groups);
 }
 
 template <class T>
@@ -137,20 +116,16 @@ ConvTranspose2d<T>::ConvTranspose2d(std::size_t in_channels, std::size_t out_cha
     check_kernel("ConvTranspose2d", kernel_size);
     // torch computes the fan-in from the weight's axis 1, which here holds out/groups.
     const std::size_t fan_in = out_channels / options.groups * kernel_size[0] * kernel_size[1];
-    weight_ =
-        fan_in_uniform<T>({in_channels, out_channels / options.groups, kernel_size[0], kernel_size[1]}, fan_in, gen);
-    if (options.bias) bias_ = fan_in_uniform<T>({out_channels}, fan_in, gen);
+    this->register_parameter(
+        "weight",
+        fan_in_uniform<T>({in_channels, out_channels / options.groups, kernel_size[0], kernel_size[1]}, fan_in, gen));
+    if (options.bias) this->register_parameter("bias", fan_in_uniform<T>({out_channels}, fan_in, gen));
 }
 
 template <class T> Var<T> ConvTranspose2d<T>::forward(const Var<T>& x)
 {
-    return conv_transpose2d(x, weight_, bias_, options_.stride, options_.padding, options_.output_padding,
+    return conv_transpose2d(x, weight(), bias(), options_.stride, options_.padding, options_.output_padding,
                             options_.groups, options_.dilation);
-}
-
-template <class T> std::vector<std::pair<std::string, Var<T>>> ConvTranspose2d<T>::named_parameters() const
-{
-    return weight_and_bias(weight_, bias_);
 }
 
 // --- Pooling -----------------------------------------------------------------------------
@@ -206,19 +181,21 @@ template <class T>
 BatchNorm<T>::BatchNorm(const char* name, std::size_t min_rank, std::size_t max_rank, std::size_t num_features,
                         double eps, double momentum, bool affine, bool track_running_stats)
     : name_(name), min_rank_(min_rank), max_rank_(max_rank), features_(num_features), eps_(eps), momentum_(momentum),
-      track_(track_running_stats)
+      affine_(affine), track_(track_running_stats)
 {
     if (num_features == 0) throw Error(std::string(name) + ": num_features must be positive, got 0");
     if (!(eps > 0.0)) throw Error(std::string(name) + ": eps must be positive, got " + format_number(eps));
     if (!(momentum >= 0.0 && momentum <= 1.0))
         throw Error(std::string(name) + ": momentum must be in [0, 1], got " + format_number(momentum));
     if (affine) {
-        weight_ = parameter(xt::xarray<T>(xt::ones<T>({num_features})));
-        bias_ = parameter(xt::xarray<T>(xt::zeros<T>({num_features})));
+        this->register_parameter("weight", parameter(xt::xarray<T>(xt::ones<T>({num_features}))));
+        this->register_parameter("bias", parameter(xt::xarray<T>(xt::zeros<T>({num_features}))));
     }
+    // PyTorch's buffers, in its state_dict order.
     if (track_) {
-        running_mean_ = xt::zeros<T>({num_features});
-        running_var_ = xt::ones<T>({num_features});
+        this->register_buffer("running_mean", xt::zeros<T>({num_features}));
+        this->register_buffer("running_var", xt::ones<T>({num_features}));
+        this->register_count_buffer("num_batches_tracked", 0);
     }
 }
 
@@ -232,46 +209,38 @@ template <class T> Var<T> BatchNorm<T>::forward(const Var<T>& x)
         throw Error(std::string(name_) + ": expected input " + expected + ", got " + format_shape(s));
     }
     const bool batch_stats = this->training_ || !track_;
-    if (this->training_ && track_) ++batches_;
-    return batch_norm(x, track_ ? &running_mean_ : nullptr, track_ ? &running_var_ : nullptr, weight_, bias_,
-                      batch_stats, momentum_, eps_);
+    if (this->training_ && track_) ++this->own_count(2);
+    return batch_norm(x, track_ ? &this->own_buffer(0) : nullptr, track_ ? &this->own_buffer(1) : nullptr, weight(),
+                      bias(), batch_stats, momentum_, eps_);
 }
 
-template <class T> std::vector<std::pair<std::string, Var<T>>> BatchNorm<T>::named_parameters() const
+template <class T> const xt::xarray<T>& BatchNorm<T>::running_mean() const noexcept
 {
-    return weight_and_bias(weight_, bias_);
+    static const xt::xarray<T> none;
+    return track_ ? this->own_buffer(0) : none;
 }
 
-template <class T> std::vector<std::pair<std::string, BufferRef<T>>> BatchNorm<T>::named_buffers()
+template <class T> const xt::xarray<T>& BatchNorm<T>::running_var() const noexcept
 {
-    if (!track_) return {};
-    BufferRef<T> mean, var, count;
-    mean.values = &running_mean_;
-    var.values = &running_var_;
-    count.count = &batches_;
-    return {{"running_mean", mean}, {"running_var", var}, {"num_batches_tracked", count}};
+    static const xt::xarray<T> none;
+    return track_ ? this->own_buffer(1) : none;
 }
 
 template <class T>
 LayerNorm<T>::LayerNorm(std::vector<std::size_t> normalized_shape, double eps, bool elementwise_affine)
-    : shape_(std::move(normalized_shape)), eps_(eps)
+    : shape_(std::move(normalized_shape)), eps_(eps), affine_(elementwise_affine)
 {
     if (shape_.empty()) throw Error("LayerNorm: normalized_shape must not be empty");
     if (!(eps > 0.0)) throw Error("LayerNorm: eps must be positive, got " + format_number(eps));
     if (elementwise_affine) {
-        weight_ = parameter(xt::xarray<T>(xt::ones<T>(shape_)));
-        bias_ = parameter(xt::xarray<T>(xt::zeros<T>(shape_)));
+        this->register_parameter("weight", parameter(xt::xarray<T>(xt::ones<T>(shape_))));
+        this->register_parameter("bias", parameter(xt::xarray<T>(xt::zeros<T>(shape_))));
     }
 }
 
 template <class T> Var<T> LayerNorm<T>::forward(const Var<T>& x)
 {
-    return layer_norm(x, shape_, weight_, bias_, eps_);
-}
-
-template <class T> std::vector<std::pair<std::string, Var<T>>> LayerNorm<T>::named_parameters() const
-{
-    return weight_and_bias(weight_, bias_);
+    return layer_norm(x, shape_, weight(), bias(), eps_);
 }
 
 // --- Embedding, Flatten, Dropout2d, activations ------------------------------------------
@@ -284,12 +253,12 @@ Embedding<T>::Embedding(std::size_t num_embeddings, std::size_t embedding_dim, G
         throw Error("Embedding: num_embeddings and embedding_dim must be positive, got " + std::to_string(num_) +
                     " and " + std::to_string(dim_));
     }
-    weight_ = parameter(init::normal(0.0, 1.0).make<T>({num_, dim_}, num_, dim_, gen));
+    this->register_parameter("weight", parameter(init::normal(0.0, 1.0).make<T>({num_, dim_}, num_, dim_, gen)));
 }
 
 template <class T> Var<T> Embedding<T>::forward(const xt::xarray<std::int64_t>& indices)
 {
-    return embedding(indices, weight_);
+    return embedding(indices, weight());
 }
 
 template <class T> Var<T> Embedding<T>::forward(const Var<T>& indices)
@@ -304,12 +273,7 @@ template <class T> Var<T> Embedding<T>::forward(const Var<T>& indices)
         }
         idx.data()[i] = static_cast<std::int64_t>(e);
     }
-    return embedding(idx, weight_);
-}
-
-template <class T> std::vector<std::pair<std::string, Var<T>>> Embedding<T>::named_parameters() const
-{
-    return {{"weight", weight_}};
+    return embedding(idx, weight());
 }
 
 template <class T> Var<T> Flatten<T>::forward(const Var<T>& x)
@@ -319,16 +283,17 @@ template <class T> Var<T> Flatten<T>::forward(const Var<T>& x)
 
 template <class T> Dropout2d<T>::Dropout2d(double p) : Dropout2d(p, default_generator()()) {}
 
-template <class T> Dropout2d<T>::Dropout2d(double p, std::uint64_t seed) : p_(p), gen_(seed)
+template <class T> Dropout2d<T>::Dropout2d(double p, std::uint64_t seed) : p_(p)
 {
     if (!(p >= 0.0 && p < 1.0) || !(static_cast<T>(p) < T(1)))
         throw Error("Dropout2d: p must be in [0, 1), got " + format_number(p));
+    this->register_generator("generator", Generator(seed));
 }
 
 template <class T> Var<T> Dropout2d<T>::forward(const Var<T>& x)
 {
     if (!this->training_ || p_ == 0.0) return x;
-    return dropout2d(x, static_cast<T>(p_), gen_);
+    return dropout2d(x, static_cast<T>(p_), generator());
 }
 
 template <class T> Var<T> LeakyReLU<T>::forward(const Var<T>& x)

@@ -1,4 +1,4 @@
-// Layers: Dense, activations, Dropout, Sequential, initialisers and the summary table.
+// Layers: Dense, activations, Dropout, Sequential and ModuleList, and initialisers.
 
 #include "tapegrad/nn.hpp"
 
@@ -136,60 +136,6 @@ Initializer he_normal()
 
 }  // namespace init
 
-// --- Module ------------------------------------------------------------------------------
-
-template <class T> std::vector<Var<T>> Module<T>::parameters() const
-{
-    std::vector<Var<T>> out;
-    for (auto& np : named_parameters()) out.push_back(np.second);
-    return out;
-}
-
-template <class T> std::size_t Module<T>::num_parameters() const
-{
-    std::size_t n = 0;
-    for (auto& np : named_parameters()) n += np.second.size();
-    return n;
-}
-
-template <class T>
-void Module<T>::summary_rows(std::vector<SummaryRow>& rows, std::optional<std::size_t>& features,
-                             const std::string& prefix) const
-{
-    features = output_features(features);
-    rows.push_back({prefix.empty() ? std::string("0") : prefix, type_name(), features, num_parameters()});
-}
-
-template <class T> std::string Module<T>::summary() const
-{
-    std::vector<SummaryRow> rows;
-    std::optional<std::size_t> features;
-    summary_rows(rows, features, "");
-    std::ostringstream out;
-    const std::string rule(65, '_');
-    const std::string thick(65, '=');
-    out << "Model: \"" << type_name() << "\"\n" << rule << '\n';
-    out << std::left << ' ' << std::setw(28) << "Layer (type)" << std::setw(26) << "Output Shape"
-        << "Param #\n";
-    out << thick << '\n';
-    std::size_t total = 0;
-    for (const auto& r : rows) {
-        const std::string shape = "(None, " + (r.features ? std::to_string(*r.features) : std::string("?")) + ")";
-        out << ' ' << std::setw(28) << (r.name + " (" + r.type + ")") << std::setw(26) << shape << r.params << '\n';
-        total += r.params;
-    }
-    out << thick << '\n';
-    out << "Total params: " << total << " (" << total * sizeof(T) << " bytes)\n";
-    out << "Trainable params: " << total << '\n';
-    out << "Non-trainable params: 0\n" << rule << '\n';
-    return out.str();
-}
-
-template <class T> void Module<T>::print_summary(std::ostream& out) const
-{
-    out << summary();
-}
-
 // --- Dense -------------------------------------------------------------------------------
 
 template <class T>
@@ -202,8 +148,8 @@ Dense<T>::Dense(std::size_t in, std::size_t out, Activation activation, const in
                     ", out = " + std::to_string(out));
     }
     checked_size("Dense", std::vector<std::size_t>{in, out});
-    weight_ = parameter(weight_init.make<T>({in, out}, in, out, gen));
-    bias_ = parameter(bias_init.make<T>({out}, in, out, gen));
+    this->register_parameter("weight", parameter(weight_init.make<T>({in, out}, in, out, gen)));
+    this->register_parameter("bias", parameter(bias_init.make<T>({out}, in, out, gen)));
 }
 
 template <class T> Var<T> Dense<T>::forward(const Var<T>& x)
@@ -213,7 +159,7 @@ template <class T> Var<T> Dense<T>::forward(const Var<T>& x)
         throw Error("Dense(" + std::to_string(in_) + " -> " + std::to_string(out_) + "): expected input [batch, " +
                     std::to_string(in_) + "], got " + format_shape(s));
     }
-    Var<T> y = linear(x, weight_, bias_);
+    Var<T> y = linear(x, weight(), bias());
     switch (activation_) {
     case Activation::sigmoid:
         return sigmoid(y);
@@ -224,11 +170,6 @@ template <class T> Var<T> Dense<T>::forward(const Var<T>& x)
     default:
         return y;
     }
-}
-
-template <class T> std::vector<std::pair<std::string, Var<T>>> Dense<T>::named_parameters() const
-{
-    return {{"weight", weight_}, {"bias", bias_}};
 }
 
 template <class T> std::string Dense<T>::type_name() const
@@ -253,7 +194,7 @@ template <class T> Var<T> ReLU<T>::forward(const Var<T>& x)
 
 template <class T> Dropout<T>::Dropout(double p) : Dropout(p, default_generator()()) {}
 
-template <class T> Dropout<T>::Dropout(double p, std::uint64_t seed) : p_(p), gen_(seed)
+template <class T> Dropout<T>::Dropout(double p, std::uint64_t seed) : p_(p)
 {
     if (!(p >= 0.0 && p < 1.0)) throw Error("Dropout: p must be in [0, 1), got " + format_number(p));
     // The layer drops with p in T: 0.99999999 is below 1 as a double but rounds to 1 in float.
@@ -261,12 +202,13 @@ template <class T> Dropout<T>::Dropout(double p, std::uint64_t seed) : p_(p), ge
         throw Error("Dropout: p must be in [0, 1) in " + std::string(sizeof(T) == 4 ? "float" : "double") + ", got " +
                     format_number(p) + ", which rounds to 1");
     }
+    this->register_generator("generator", Generator(seed));
 }
 
 template <class T> Var<T> Dropout<T>::forward(const Var<T>& x)
 {
     if (!this->training_ || p_ == 0.0) return x;
-    return dropout(x, static_cast<T>(p_), gen_);
+    return dropout(x, static_cast<T>(p_), generator());
 }
 
 // --- Sequential --------------------------------------------------------------------------
@@ -278,58 +220,29 @@ template <class T> Sequential<T>::Sequential(std::initializer_list<AnyModule<T>>
 
 template <class T> Sequential<T>& Sequential<T>::add(AnyModule<T> module)
 {
-    if (!module.ptr()) throw Error("Sequential::add: the module is null");
+    return add(std::to_string(modules_.size()), std::move(module));
+}
+
+template <class T> Sequential<T>& Sequential<T>::add(std::string name, AnyModule<T> module)
+{
+    if (!module.ptr()) throw Error("Sequential::add: the module " + ("'" + name + "'") + " is null");
+    this->add_child("Sequential::add", std::move(name), module.ptr());
     module.ptr()->train(this->training_);
-    modules_.push_back(module.ptr());
+    modules_.push_back(std::move(module));
     return *this;
 }
 
 template <class T> Var<T> Sequential<T>::forward(const Var<T>& x)
 {
     if (modules_.empty()) return x;
-    Var<T> h = modules_[0]->forward(x);
-    for (std::size_t i = 1; i < modules_.size(); ++i) h = modules_[i]->forward(h);
+    Var<T> h = modules_[0].forward(x);
+    for (std::size_t i = 1; i < modules_.size(); ++i) h = modules_[i].forward(h);
     return h;
-}
-
-template <class T> std::vector<std::pair<std::string, Var<T>>> Sequential<T>::named_parameters() const
-{
-    std::vector<std::pair<std::string, Var<T>>> out;
-    for (std::size_t i = 0; i < modules_.size(); ++i) {
-        for (auto& np : modules_[i]->named_parameters())
-            out.emplace_back(std::to_string(i) + "." + np.first, np.second);
-    }
-    return out;
-}
-
-template <class T> std::vector<std::pair<std::string, BufferRef<T>>> Sequential<T>::named_buffers()
-{
-    std::vector<std::pair<std::string, BufferRef<T>>> out;
-    for (std::size_t i = 0; i < modules_.size(); ++i) {
-        for (auto& nb : modules_[i]->named_buffers()) out.emplace_back(std::to_string(i) + "." + nb.first, nb.second);
-    }
-    return out;
-}
-
-template <class T> std::vector<std::pair<std::string, Generator*>> Sequential<T>::named_generators()
-{
-    std::vector<std::pair<std::string, Generator*>> out;
-    for (std::size_t i = 0; i < modules_.size(); ++i) {
-        for (auto& ng : modules_[i]->named_generators())
-            out.emplace_back(std::to_string(i) + "." + ng.first, ng.second);
-    }
-    return out;
-}
-
-template <class T> void Sequential<T>::train(bool on)
-{
-    this->training_ = on;
-    for (auto& m : modules_) m->train(on);
 }
 
 template <class T> std::optional<std::size_t> Sequential<T>::output_features(std::optional<std::size_t> in) const
 {
-    for (auto& m : modules_) in = m->output_features(in);
+    for (auto& m : modules_) in = m.ptr()->output_features(in);
     return in;
 }
 
@@ -339,33 +252,40 @@ template <class T> Module<T>& Sequential<T>::operator[](std::size_t i) const
         throw Error("Sequential: index " + std::to_string(i) + " is out of range for " +
                     std::to_string(modules_.size()) + " modules");
     }
-    return *modules_[i];
+    return *modules_[i].ptr();
 }
 
 template <class T> void Sequential<T>::throw_wrong_type(std::size_t i) const
 {
-    throw Error("Sequential::at: module " + std::to_string(i) + " is a " + modules_[i]->type_name() +
+    throw Error("Sequential::at: module " + std::to_string(i) + " is a " + modules_[i].ptr()->type_name() +
                 ", not the requested type");
 }
 
-template <class T>
-void Sequential<T>::summary_rows(std::vector<typename Module<T>::SummaryRow>& rows,
-                                 std::optional<std::size_t>& features, const std::string& prefix) const
+// --- ModuleList --------------------------------------------------------------------------
+
+template <class T> Module<T>& ModuleList<T>::operator[](std::size_t i) const
 {
-    for (std::size_t i = 0; i < modules_.size(); ++i) {
-        const std::string name = prefix.empty() ? std::to_string(i) : prefix + "." + std::to_string(i);
-        modules_[i]->summary_rows(rows, features, name);
+    if (i >= modules_.size()) {
+        throw Error("ModuleList: index " + std::to_string(i) + " is out of range for " +
+                    std::to_string(modules_.size()) + " modules");
     }
+    return *modules_[i];
+}
+
+template <class T> void ModuleList<T>::throw_wrong_type(std::size_t i) const
+{
+    throw Error("ModuleList::at: module " + std::to_string(i) + " is a " + modules_[i]->type_name() +
+                ", not the requested type");
 }
 
 #define TAPEGRAD_NN_INSTANTIATE(T)                                                                                     \
-    template class Module<T>;                                                                                          \
     template class Dense<T>;                                                                                           \
     template class Sigmoid<T>;                                                                                         \
     template class Tanh<T>;                                                                                            \
     template class ReLU<T>;                                                                                            \
     template class Dropout<T>;                                                                                         \
-    template class Sequential<T>;
+    template class Sequential<T>;                                                                                      \
+    template class ModuleList<T>;
 TAPEGRAD_NN_INSTANTIATE(float)
 TAPEGRAD_NN_INSTANTIATE(double)
 

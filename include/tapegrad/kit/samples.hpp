@@ -1,7 +1,8 @@
 #pragma once
 /// \file kit/samples.hpp
 /// Sample generators for op registrations: the shapes every elementwise op should be
-/// exercised on, each with an independent reference for the forward value.
+/// exercised on, each with an independent reference for the forward value, and the shape
+/// pairs a broadcasting op must refuse.
 
 #include <random>
 #include <sstream>
@@ -14,6 +15,7 @@
 
 #include "tapegrad/op.hpp"
 #include "tapegrad/ops.hpp"
+#include "tapegrad/testing/registry.hpp"
 
 namespace tg {
 template <class T> Var<T> transpose(const Var<T>& x);  // for the transposed samples (see kit/elementwise.hpp)
@@ -153,6 +155,41 @@ std::vector<OpSample> binary(std::mt19937_64& rng, double lo, double hi, double 
             }
         }
     }
+    return out;
+}
+
+/// Error inputs of a broadcasting binary op `f(v)` on v[0] and v[1]: pairs of shapes that do
+/// not broadcast, each to be refused with "shapes cannot be broadcast together: a is [2, 3],
+/// b is [4]".
+template <class F> std::vector<ErrorInput> broadcast_errors(F f)
+{
+    std::vector<ErrorInput> out;
+    auto pair = [&](std::string label, const Shape& a, const Shape& b) {
+        out.push_back(make_error_input(std::move(label), {xt::ones<double>(a), xt::ones<double>(b)}, f,
+                                       "shapes cannot be broadcast together: a is " + format_shape(a) + ", b is " +
+                                           format_shape(b)));
+    };
+    pair("(2,3) with (4,)", {2, 3}, {4});
+    pair("(3,2) with (2,3)", {3, 2}, {2, 3});
+    pair("(2,3,4) with (3,1,5)", {2, 3, 4}, {3, 1, 5});
+    pair("(0,3) with (2,3)", {0, 3}, {2, 3});
+    return out;
+}
+
+/// Error inputs of an op along one axis, `f(x, axis)` (a reduction, softmax, cumsum, ...):
+/// axes 2 and -3 of a [2, 3] input and axis 1 of a rank-0 input, each to be refused with
+/// "axis 2 is out of range for shape [2, 3]".
+template <class F> std::vector<ErrorInput> axis_errors(F f)
+{
+    std::vector<ErrorInput> out;
+    auto bad = [&](std::string label, const Shape& shape, std::ptrdiff_t axis) {
+        out.push_back(make_error_input(
+            std::move(label), {xt::ones<double>(shape)}, [f, axis](const auto& v) { return f(v[0], axis); },
+            "axis " + std::to_string(axis) + " is out of range for shape " + format_shape(shape)));
+    };
+    bad("axis 2 of (2,3)", {2, 3}, 2);
+    bad("axis -3 of (2,3)", {2, 3}, -3);
+    bad("axis 1 of a rank-0 input", {}, 1);
     return out;
 }
 

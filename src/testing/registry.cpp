@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 
-#include "tapegrad/op.hpp"
+#include "tapegrad/testing/registry.hpp"
 
 // Declares tapegrad_op_info_<name>() for every file in ops/ and defines
 // TAPEGRAD_BUILTIN_OPS as the list of those functions.
@@ -47,6 +49,18 @@ void register_op(OpInfo info)
     const bool taken = std::any_of(ops.begin(), ops.end(), [&](const OpInfo& o) { return o.name == info.name; });
     if (taken) throw Error("register_op: an op named '" + info.name + "' is already registered");
     ops.push_back(std::move(info));
+}
+
+// Before main an exception has nowhere to go: say what is wrong and stop.
+bool detail::register_op_at_start(OpInfo info)
+{
+    try {
+        register_op(std::move(info));
+    } catch (const Error& e) {
+        std::fprintf(stderr, "TAPEGRAD_REGISTER_OP: %s\n", e.what());
+        std::exit(EXIT_FAILURE);
+    }
+    return true;
 }
 
 xt::xarray<double> sample_uniform(std::mt19937_64& rng, const std::vector<std::size_t>& shape, double lo, double hi)
