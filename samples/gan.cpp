@@ -75,9 +75,11 @@ void histogram(const char* label, const xt::xarray<float>& x)
     std::printf("%s\n", label);
     for (int k = 0; k < kBins; ++k) {
         const float from = lo + (hi - lo) * static_cast<float>(k) / kBins;
-        const int bar = top == 0 ? 0 : static_cast<int>(40.0 * static_cast<double>(count[static_cast<std::size_t>(k)]) /
-                                                         static_cast<double>(top));
-        std::printf("  %5.2f | %s\n", static_cast<double>(from), std::string(static_cast<std::size_t>(bar), '#').c_str());
+        const int bar = top == 0 ? 0
+                                 : static_cast<int>(40.0 * static_cast<double>(count[static_cast<std::size_t>(k)]) /
+                                                    static_cast<double>(top));
+        std::printf("  %5.2f | %s\n", static_cast<double>(from),
+                    std::string(static_cast<std::size_t>(bar), '#').c_str());
     }
 }
 

@@ -117,8 +117,9 @@ TEST_CASE("a released Var computes on, but a backward through its released graph
     tg::sum(h).backward();
     Var<double> twice = h * 2.0;  // as in PyTorch: the value is there, the graph behind it is spent
     CHECK(twice.value() == xt::xarray<double>{6.0, 6.0});
-    CHECK_THROWS_WITH(tg::sum(twice).backward(),
-                      StartsWith("backward: this graph was already backpropagated and released (reached op 'mul' again)"));
+    CHECK_THROWS_WITH(
+        tg::sum(twice).backward(),
+        StartsWith("backward: this graph was already backpropagated and released (reached op 'mul' again)"));
 }
 
 TEST_CASE("grad, item, set_value and undefined Vars report misuse", "[errors][var]")

@@ -117,8 +117,8 @@ TEST_CASE("two losses that share a subgraph need retain_graph, as in PyTorch", "
     const Var<double> l1 = tg::sum(h);
     const Var<double> l2 = tg::sum(h * h);
     l1.backward();
-    CHECK_THROWS_WITH(l2.backward(), StartsWith("backward: this graph was already backpropagated and released") &&
-                                         Contains("'exp'"));
+    CHECK_THROWS_WITH(l2.backward(),
+                      StartsWith("backward: this graph was already backpropagated and released") && Contains("'exp'"));
 
     w.zero_grad();
     const Var<double> g = tg::exp(w);

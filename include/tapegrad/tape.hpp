@@ -127,8 +127,7 @@ public:
     {
         // One test on the path of every op: nothing to do while some entry is pending and
         // nothing was released or dropped since the last op.
-        if (__builtin_expect((pending_ == 0) | flags.any(), 0))
-            prepare(uses_pass);
+        if (__builtin_expect((pending_ == 0) | flags.any(), 0)) prepare(uses_pass);
         if (size_ == capacity_) grow();
         Entry<T>& e = chunks_[size_ / kChunk][size_ % kChunk];
         e.clear();
@@ -201,14 +200,7 @@ public:
     /// Frees every entry and its buffers; every Var of the tape becomes stale.
     void clear()
     {
-        ++pass;
-        ended_by_backward = false;
-        flags.end_requested = false;
-        size_ = 0;
-        pending_ = 0;
-        flags.may_pop = false;
-        flags.needs_fixup = false;
-        doomed_.clear();
+        new_pass(false);
         free_entries();
     }
 
@@ -242,6 +234,7 @@ private:
         kill_doomed();
     }
 
+    // Starts the next pass in the same entries: every Var of this one becomes stale.
     void new_pass(bool by_backward) noexcept
     {
         ++pass;

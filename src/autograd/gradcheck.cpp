@@ -18,16 +18,6 @@
 namespace tg {
 namespace {
 
-template <class S> std::vector<std::size_t> unravel(std::size_t flat, const S& shape)
-{
-    std::vector<std::size_t> idx(shape.size());
-    for (std::size_t j = shape.size(); j-- > 0;) {
-        idx[j] = flat % shape[j];
-        flat /= shape[j];
-    }
-    return idx;
-}
-
 // The function under check: parameters -> outputs. `recorded` is false for the
 // finite-difference evaluations, which need values only (gradgradcheck then skips
 // create_graph).
@@ -167,9 +157,9 @@ GradcheckResult compare(const char* who, const Eval<T>& f, const std::vector<xt:
         std::size_t r = worst_r, k = 0;
         while (r >= out_sizes[k]) r -= out_sizes[k++];
         res.input = i;
-        res.input_index = unravel(c, inputs[i].shape());
+        res.input_index = detail::unravel(c, inputs[i].shape());
         res.output = k;
-        res.output_index = unravel(r, out_shapes[k]);
+        res.output_index = detail::unravel(r, out_shapes[k]);
         res.analytic = analytic[worst_r * total_in + worst_c];
         res.numerical = numerical[worst_r * total_in + worst_c];
     }

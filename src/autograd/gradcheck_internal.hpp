@@ -2,6 +2,7 @@
 // gradcheck's comparison on leaves that already exist, for the module checks (src/nn): the
 // function is evaluated with those leaves perturbed in place, and messages name them.
 
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <vector>
@@ -9,6 +10,17 @@
 #include "tapegrad/gradcheck.hpp"
 
 namespace tg::detail {
+
+/// The multi-index of element `flat` of a row-major array of `shape` (for messages).
+template <class S> std::vector<std::size_t> unravel(std::size_t flat, const S& shape)
+{
+    std::vector<std::size_t> idx(shape.size());
+    for (std::size_t j = shape.size(); j-- > 0;) {
+        idx[j] = flat % shape[j];
+        flat /= shape[j];
+    }
+    return idx;
+}
 
 /// The function under check: the leaves -> its outputs; `recorded` is false for the
 /// finite-difference evaluations.

@@ -20,6 +20,7 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "autograd/gradcheck_internal.hpp"
 #include "autograd/tape_scope.hpp"
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/gradcheck.hpp"
@@ -71,16 +72,6 @@ std::string describe_current_exception()
     }
 }
 
-template <class S> std::vector<std::size_t> unravel(std::size_t flat, const S& shape)
-{
-    std::vector<std::size_t> idx(shape.size());
-    for (std::size_t j = shape.size(); j-- > 0;) {
-        idx[j] = flat % shape[j];
-        flat /= shape[j];
-    }
-    return idx;
-}
-
 // The first element where |got - want| > atol + rtol |want| (NaN matches NaN when
 // nan_equal, equal infinities match), described as "element [i, j]: <got_name> X vs
 // <want_name> Y". A plain loop over the data: xtensor's steppers offset the null data
@@ -97,9 +88,9 @@ Failure mismatch(const xt::xarray<double>& got, const xt::xarray<double>& want, 
         if (nan_equal && std::isnan(u) && std::isnan(w)) continue;
         if (u == w) continue;
         if (std::abs(u - w) <= atol + rtol * std::abs(w)) continue;
-        return "element " + format_shape(unravel(k, want.shape())) + ": " + got_name + " " + number(u) + " vs " +
-               want_name + " " + number(w) + " (allowed " + number(atol) + " + " + number(rtol) + " * |" + want_name +
-               "|)";
+        return "element " + format_shape(detail::unravel(k, want.shape())) + ": " + got_name + " " + number(u) +
+               " vs " + want_name + " " + number(w) + " (allowed " + number(atol) + " + " + number(rtol) + " * |" +
+               want_name + "|)";
     }
     return std::nullopt;
 }
