@@ -35,19 +35,19 @@ struct Add : elementwise::Binary<Add> {
 };
 
 // s + x
-template <class T> struct ScalarFirst : elementwise::Unary<ScalarFirst<T>> {
+template <class T> struct AddScalarFirst : elementwise::Unary<AddScalarFirst<T>> {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
     T s;
-    explicit ScalarFirst(T scalar) : s(scalar) {}
+    explicit AddScalarFirst(T scalar) : s(scalar) {}
     template <class V> V f(const V& x) const { return s + x; }
     template <class V> V df(const V& g, const V&, const V&) const { return g; }
 };
 
 // x + s
-template <class T> struct ScalarSecond : elementwise::Unary<ScalarSecond<T>> {
+template <class T> struct AddScalarSecond : elementwise::Unary<AddScalarSecond<T>> {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
     T s;
-    explicit ScalarSecond(T scalar) : s(scalar) {}
+    explicit AddScalarSecond(T scalar) : s(scalar) {}
     template <class V> V f(const V& x) const { return x + s; }
     template <class V> V df(const V& g, const V&, const V&) const { return g; }
 };
@@ -61,11 +61,11 @@ template <class T> Var<T> add(const Var<T>& a, const Var<T>& b)
 }
 template <class T> Var<T> add(const Var<T>& a, detail::scalar_t<T> b)
 {
-    return record(ScalarSecond<T>(b), a);
+    return record(AddScalarSecond<T>(b), a);
 }
 template <class T> Var<T> add(detail::scalar_t<T> a, const Var<T>& b)
 {
-    return record(ScalarFirst<T>(a), b);
+    return record(AddScalarFirst<T>(a), b);
 }
 
 TAPEGRAD_INSTANTIATE_BINARY(add)

@@ -35,19 +35,19 @@ struct Div : elementwise::Binary<Div> {
 };
 
 // s / x
-template <class T> struct ScalarFirst : elementwise::Unary<ScalarFirst<T>> {
+template <class T> struct DivScalarFirst : elementwise::Unary<DivScalarFirst<T>> {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
     T s;
-    explicit ScalarFirst(T scalar) : s(scalar) {}
+    explicit DivScalarFirst(T scalar) : s(scalar) {}
     template <class V> V f(const V& x) const { return s / x; }
     template <class V> V df(const V& g, const V& x, const V&) const { return -g * s / (x * x); }
 };
 
 // x / s
-template <class T> struct ScalarSecond : elementwise::Unary<ScalarSecond<T>> {
+template <class T> struct DivScalarSecond : elementwise::Unary<DivScalarSecond<T>> {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
     T s;
-    explicit ScalarSecond(T scalar) : s(scalar) {}
+    explicit DivScalarSecond(T scalar) : s(scalar) {}
     template <class V> V f(const V& x) const { return x / s; }
     template <class V> V df(const V& g, const V&, const V&) const { return g / s; }
 };
@@ -61,11 +61,11 @@ template <class T> Var<T> div(const Var<T>& a, const Var<T>& b)
 }
 template <class T> Var<T> div(const Var<T>& a, detail::scalar_t<T> b)
 {
-    return record(ScalarSecond<T>(b), a);
+    return record(DivScalarSecond<T>(b), a);
 }
 template <class T> Var<T> div(detail::scalar_t<T> a, const Var<T>& b)
 {
-    return record(ScalarFirst<T>(a), b);
+    return record(DivScalarFirst<T>(a), b);
 }
 
 TAPEGRAD_INSTANTIATE_BINARY(div)

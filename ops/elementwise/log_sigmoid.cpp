@@ -5,6 +5,7 @@
 //   is then -sigmoid(x) sigmoid(-x) with both factors exact, where sigmoid's own rule,
 //   y (1 - y), would cancel to 0 for y near 1 (PyTorch's is exact at x = -40, not at 40)
 
+#include "sigmoid_of.hpp"
 #include "unary_samples.hpp"
 
 namespace tg {
@@ -16,15 +17,7 @@ template <class T> Var<T> log_sigmoid(const Var<T>& x);
 
 namespace {
 
-// sigmoid(z) for the kernel; for the rule's Vars, exp(log_sigmoid(z)) (see the vjp above).
-template <class V> V sigmoid_of(const V& z)
-{
-    return fn::sigmoid(z);
-}
-template <class T> Var<T> sigmoid_of(const Var<T>& z)
-{
-    return exp(log_sigmoid(z));
-}
+using elementwise_detail::sigmoid_of;
 
 struct LogSigmoid : elementwise::Unary<LogSigmoid> {
     static constexpr const char* name = TAPEGRAD_OP_NAME;

@@ -35,19 +35,19 @@ struct Mul : elementwise::Binary<Mul> {
 };
 
 // s * x
-template <class T> struct ScalarFirst : elementwise::Unary<ScalarFirst<T>> {
+template <class T> struct MulScalarFirst : elementwise::Unary<MulScalarFirst<T>> {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
     T s;
-    explicit ScalarFirst(T scalar) : s(scalar) {}
+    explicit MulScalarFirst(T scalar) : s(scalar) {}
     template <class V> V f(const V& x) const { return s * x; }
     template <class V> V df(const V& g, const V&, const V&) const { return g * s; }
 };
 
 // x * s
-template <class T> struct ScalarSecond : elementwise::Unary<ScalarSecond<T>> {
+template <class T> struct MulScalarSecond : elementwise::Unary<MulScalarSecond<T>> {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
     T s;
-    explicit ScalarSecond(T scalar) : s(scalar) {}
+    explicit MulScalarSecond(T scalar) : s(scalar) {}
     template <class V> V f(const V& x) const { return x * s; }
     template <class V> V df(const V& g, const V&, const V&) const { return g * s; }
 };
@@ -61,11 +61,11 @@ template <class T> Var<T> mul(const Var<T>& a, const Var<T>& b)
 }
 template <class T> Var<T> mul(const Var<T>& a, detail::scalar_t<T> b)
 {
-    return record(ScalarSecond<T>(b), a);
+    return record(MulScalarSecond<T>(b), a);
 }
 template <class T> Var<T> mul(detail::scalar_t<T> a, const Var<T>& b)
 {
-    return record(ScalarFirst<T>(a), b);
+    return record(MulScalarFirst<T>(a), b);
 }
 
 TAPEGRAD_INSTANTIATE_BINARY(mul)

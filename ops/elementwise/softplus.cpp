@@ -12,6 +12,7 @@
 #include <limits>
 #include <string>
 
+#include "sigmoid_of.hpp"
 #include "unary_samples.hpp"
 
 namespace tg {
@@ -24,15 +25,7 @@ template <class T> Var<T> softplus(const Var<T>& x, detail::scalar_t<T> beta = 1
 
 namespace {
 
-// sigmoid(z) for the kernel; for the rule's Vars, exp(log_sigmoid(z)) (see the vjp above).
-template <class V> V sigmoid_of(const V& z)
-{
-    return fn::sigmoid(z);
-}
-template <class T> Var<T> sigmoid_of(const Var<T>& z)
-{
-    return exp(log_sigmoid(z));
-}
+using elementwise_detail::sigmoid_of;
 
 template <class T> struct Softplus : elementwise::Unary<Softplus<T>> {
     static constexpr const char* name = TAPEGRAD_OP_NAME;

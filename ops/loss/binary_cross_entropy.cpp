@@ -15,7 +15,7 @@ Var<T> binary_cross_entropy(const Var<T>& probs, const Var<T>& targets, Reductio
 
 namespace {
 
-struct Loss : losses::Pointwise<Loss> {
+struct BceLoss : losses::Pointwise<BceLoss> {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
     template <class V> static V clamped_log(const V& x) { return fn::where(fn::log(x) < -100, -100, fn::log(x)); }
     template <class V> V loss(const V& p, const V& t) const
@@ -39,15 +39,15 @@ struct Loss : losses::Pointwise<Loss> {
 
 template <class T> Var<T> binary_cross_entropy(const Var<T>& probs, const Var<T>& targets, Reduction reduction)
 {
-    losses::check_same_shape(Loss::name, probs, targets, "probs are", "targets are");
-    const auto& p = input_value(Loss::name, probs);
+    losses::check_same_shape(BceLoss::name, probs, targets, "probs are", "targets are");
+    const auto& p = input_value(BceLoss::name, probs);
     for (std::size_t i = 0; i < p.size(); ++i) {
         if (!(p.data()[i] >= 0 && p.data()[i] <= 1)) {
-            throw Error(std::string(Loss::name) + ": probs must be in [0, 1], got " + format_number(p.data()[i]) +
+            throw Error(std::string(BceLoss::name) + ": probs must be in [0, 1], got " + format_number(p.data()[i]) +
                         " at flat position " + std::to_string(i) + " (shape " + format_shape(p.shape()) + ")");
         }
     }
-    Loss op;
+    BceLoss op;
     op.reduction = reduction;
     return record(op, probs, targets);
 }

@@ -16,7 +16,7 @@ Var<T> huber_loss(const Var<T>& pred, const Var<T>& target, Reduction reduction 
 
 namespace {
 
-struct Loss : losses::QuadraticThenLinear<Loss> {
+struct HuberLoss : losses::QuadraticThenLinear<HuberLoss> {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
 };
 
@@ -24,10 +24,10 @@ struct Loss : losses::QuadraticThenLinear<Loss> {
 
 template <class T> Var<T> huber_loss(const Var<T>& pred, const Var<T>& target, Reduction reduction, double delta)
 {
-    losses::check_same_shape(Loss::name, pred, target);
+    losses::check_same_shape(HuberLoss::name, pred, target);
     if (!(delta > 0) || !std::isfinite(delta))
-        throw Error(std::string(Loss::name) + ": delta must be finite and positive, got " + format_number(delta));
-    Loss op;  // smooth L1 with beta = delta, times delta
+        throw Error(std::string(HuberLoss::name) + ": delta must be finite and positive, got " + format_number(delta));
+    HuberLoss op;  // smooth L1 with beta = delta, times delta
     op.beta = delta;
     op.quad = 0.5;
     op.slope = delta;

@@ -13,7 +13,7 @@ template <class T> Var<T> l1_loss(const Var<T>& pred, const Var<T>& target, Redu
 
 namespace {
 
-struct Loss : losses::Pointwise<Loss> {
+struct L1Loss : losses::Pointwise<L1Loss> {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
     template <class V> V loss(const V& p, const V& t) const { return losses::abs_of(p - t); }
     template <class V> V dp(const V& g, const V& p, const V& t) const
@@ -30,8 +30,8 @@ struct Loss : losses::Pointwise<Loss> {
 
 template <class T> Var<T> l1_loss(const Var<T>& pred, const Var<T>& target, Reduction reduction)
 {
-    losses::check_same_shape(Loss::name, pred, target);
-    Loss op;
+    losses::check_same_shape(L1Loss::name, pred, target);
+    L1Loss op;
     op.reduction = reduction;
     return record(op, pred, target);
 }

@@ -17,7 +17,7 @@ Var<T> smooth_l1_loss(const Var<T>& pred, const Var<T>& target, Reduction reduct
 
 namespace {
 
-struct Loss : losses::QuadraticThenLinear<Loss> {
+struct SmoothL1Loss : losses::QuadraticThenLinear<SmoothL1Loss> {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
 };
 
@@ -25,10 +25,11 @@ struct Loss : losses::QuadraticThenLinear<Loss> {
 
 template <class T> Var<T> smooth_l1_loss(const Var<T>& pred, const Var<T>& target, Reduction reduction, double beta)
 {
-    losses::check_same_shape(Loss::name, pred, target);
+    losses::check_same_shape(SmoothL1Loss::name, pred, target);
     if (!(beta >= 0) || !std::isfinite(beta))
-        throw Error(std::string(Loss::name) + ": beta must be finite and not negative, got " + format_number(beta));
-    Loss op;
+        throw Error(std::string(SmoothL1Loss::name) + ": beta must be finite and not negative, got " +
+                    format_number(beta));
+    SmoothL1Loss op;
     op.beta = beta;
     op.quad = beta == 0 ? 0.0 : 0.5 / beta;
     op.slope = 1.0;

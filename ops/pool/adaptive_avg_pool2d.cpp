@@ -18,7 +18,7 @@ template <class T> Var<T> adaptive_avg_pool2d(const Var<T>& x, std::array<std::s
 
 namespace {
 
-struct Names {
+struct AdaptiveAvgPool2dNames {
     static constexpr const char* op = TAPEGRAD_OP_NAME;
     static constexpr const char* backward = TAPEGRAD_OP_NAME "_backward";
 };
@@ -28,7 +28,9 @@ struct Names {
 template <class T> Var<T> adaptive_avg_pool2d(const Var<T>& x, std::array<std::size_t, 2> output_size)
 {
     const auto& s = input_shape(TAPEGRAD_OP_NAME, x);
-    return record(pool::WindowMean<Names, false>{pool::adaptive_geometry(Names::op, s, output_size)}, x);
+    return record(pool::WindowMean<AdaptiveAvgPool2dNames, false>{pool::adaptive_geometry(AdaptiveAvgPool2dNames::op, s,
+                                                                                          output_size)},
+                  x);
 }
 
 template Var<float> adaptive_avg_pool2d<float>(const Var<float>&, std::array<std::size_t, 2>);

@@ -20,7 +20,7 @@ Var<T> avg_pool2d(const Var<T>& x, std::array<std::size_t, 2> kernel, std::array
 
 namespace {
 
-struct Names {
+struct AvgPool2dNames {
     static constexpr const char* op = TAPEGRAD_OP_NAME;
     static constexpr const char* backward = TAPEGRAD_OP_NAME "_backward";
 };
@@ -32,7 +32,8 @@ Var<T> avg_pool2d(const Var<T>& x, std::array<std::size_t, 2> kernel, std::array
                   std::array<std::size_t, 2> padding)
 {
     const auto& s = input_shape(TAPEGRAD_OP_NAME, x);
-    return record(pool::WindowMean<Names, false>{pool::window_geometry(Names::op, s, false, kernel, stride, padding)},
+    return record(pool::WindowMean<AvgPool2dNames, false>{pool::window_geometry(AvgPool2dNames::op, s, false, kernel,
+                                                                                stride, padding)},
                   x);
 }
 

@@ -19,7 +19,7 @@ Var<T> max_pool1d(const Var<T>& x, std::size_t kernel, std::size_t stride = 0, s
 
 namespace {
 
-struct Names {
+struct MaxPool1dNames {
     static constexpr const char* op = TAPEGRAD_OP_NAME;
     static constexpr const char* backward = TAPEGRAD_OP_NAME "_backward";
     static constexpr const char* double_backward = TAPEGRAD_OP_NAME "_double_backward";
@@ -30,8 +30,9 @@ struct Names {
 template <class T> Var<T> max_pool1d(const Var<T>& x, std::size_t kernel, std::size_t stride, std::size_t padding)
 {
     const auto& s = input_shape(TAPEGRAD_OP_NAME, x);
-    return record(
-        pool::MaxPool<Names>{pool::window_geometry(Names::op, s, true, {1, kernel}, {1, stride}, {0, padding})}, x);
+    return record(pool::MaxPool<MaxPool1dNames>{pool::window_geometry(MaxPool1dNames::op, s, true, {1, kernel},
+                                                                      {1, stride}, {0, padding})},
+                  x);
 }
 
 template Var<float> max_pool1d<float>(const Var<float>&, std::size_t, std::size_t, std::size_t);

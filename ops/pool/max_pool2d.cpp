@@ -21,7 +21,7 @@ Var<T> max_pool2d(const Var<T>& x, std::array<std::size_t, 2> kernel, std::array
 
 namespace {
 
-struct Names {
+struct MaxPool2dNames {
     static constexpr const char* op = TAPEGRAD_OP_NAME;
     static constexpr const char* backward = TAPEGRAD_OP_NAME "_backward";
     static constexpr const char* double_backward = TAPEGRAD_OP_NAME "_double_backward";
@@ -34,7 +34,8 @@ Var<T> max_pool2d(const Var<T>& x, std::array<std::size_t, 2> kernel, std::array
                   std::array<std::size_t, 2> padding)
 {
     const auto& s = input_shape(TAPEGRAD_OP_NAME, x);
-    return record(pool::MaxPool<Names>{pool::window_geometry(Names::op, s, false, kernel, stride, padding)}, x);
+    return record(
+        pool::MaxPool<MaxPool2dNames>{pool::window_geometry(MaxPool2dNames::op, s, false, kernel, stride, padding)}, x);
 }
 
 template Var<float> max_pool2d<float>(const Var<float>&, std::array<std::size_t, 2>, std::array<std::size_t, 2>,

@@ -36,7 +36,7 @@ struct OpSample {
     /// The same call in PyTorch, a Python expression over the float64 input tensors x[0],
     /// x[1], ... (e.g. "torch.sum(x[0], dim=1)"). scripts/update-op-reference evaluates it
     /// with PyTorch to record the forward value and the first- and second-order gradients
-    /// that tests/test_op_reference.cpp replays. Empty: no PyTorch counterpart.
+    /// that tests/ops/test_op_reference.cpp replays. Empty: no PyTorch counterpart.
     std::string torch;
     /// Inputs the op also accepts undefined (an optional weight or bias given as
     /// `tg::Var<T>()`): the misuse tests do not expect an error for those.
@@ -174,19 +174,24 @@ bool register_op_at_start(OpInfo info);
     {                                                                                                                  \
         return ::tg::OpInfo{TAPEGRAD_OP_NAME, [](std::mt19937_64&) { return std::vector<::tg::OpSample>{}; }, {}};     \
     }                                                                                                                  \
-    template <class Engine> [[maybe_unused]] static std::vector<::tg::OpSample> tapegrad_op_samples(Engine& RNG)
+    template <class Engine>                                                                                            \
+    [[maybe_unused]] static std::vector<::tg::OpSample> TAPEGRAD_OP_CAT(tapegrad_op_samples_,                          \
+                                                                        TAPEGRAD_OP_ID)(Engine & RNG)
 #define TAPEGRAD_OP_ERROR_INPUTS()                                                                                     \
-    template <class Unused = void> [[maybe_unused]] static std::vector<::tg::ErrorInput> tapegrad_op_error_inputs()
+    template <class Unused = void>                                                                                     \
+    [[maybe_unused]] static std::vector<::tg::ErrorInput> TAPEGRAD_OP_CAT(tapegrad_op_error_inputs_, TAPEGRAD_OP_ID)()
 #else
 #define TAPEGRAD_OP_SAMPLES(RNG)                                                                                       \
-    static std::vector<::tg::OpSample> tapegrad_op_samples(std::mt19937_64& RNG);                                      \
-    static std::vector<::tg::ErrorInput> tapegrad_op_error_inputs();                                                   \
+    static std::vector<::tg::OpSample> TAPEGRAD_OP_CAT(tapegrad_op_samples_, TAPEGRAD_OP_ID)(std::mt19937_64 & RNG);   \
+    static std::vector<::tg::ErrorInput> TAPEGRAD_OP_CAT(tapegrad_op_error_inputs_, TAPEGRAD_OP_ID)();                 \
     ::tg::OpInfo TAPEGRAD_OP_CAT(tapegrad_op_info_, TAPEGRAD_OP_ID)()                                                  \
     {                                                                                                                  \
-        return ::tg::OpInfo{TAPEGRAD_OP_NAME, &tapegrad_op_samples, &tapegrad_op_error_inputs};                        \
+        return ::tg::OpInfo{TAPEGRAD_OP_NAME, &TAPEGRAD_OP_CAT(tapegrad_op_samples_, TAPEGRAD_OP_ID),                  \
+                            &TAPEGRAD_OP_CAT(tapegrad_op_error_inputs_, TAPEGRAD_OP_ID)};                              \
     }                                                                                                                  \
-    static std::vector<::tg::OpSample> tapegrad_op_samples(std::mt19937_64& RNG)
-#define TAPEGRAD_OP_ERROR_INPUTS() static std::vector<::tg::ErrorInput> tapegrad_op_error_inputs()
+    static std::vector<::tg::OpSample> TAPEGRAD_OP_CAT(tapegrad_op_samples_, TAPEGRAD_OP_ID)(std::mt19937_64 & RNG)
+#define TAPEGRAD_OP_ERROR_INPUTS()                                                                                     \
+    static std::vector<::tg::ErrorInput> TAPEGRAD_OP_CAT(tapegrad_op_error_inputs_, TAPEGRAD_OP_ID)()
 #endif
 
 /// In a user's source file, at namespace scope: registers the op NAME (an identifier, which
