@@ -14,10 +14,14 @@
 
 #include "tapegrad/tapegrad.hpp"
 
+#include "helpers.hpp"
+
 using json = nlohmann::json;
 using tg::Var;
 
 namespace {
+
+using tg_test::json_array;
 
 constexpr double kRelative = 1e-10;
 // |a - b| <= kRelative * max(|b|, kFloor): below |b| = 1e-2 the bound becomes an absolute
@@ -39,25 +43,14 @@ json load_case(const std::string& name)
     return ref["cases"][name];
 }
 
-// {"shape": [...], "data": [row-major values]} -> xarray.
-xt::xarray<double> to_array(const json& j)
-{
-    const auto shape = j.at("shape").get<std::vector<std::size_t>>();
-    const auto data = j.at("data").get<std::vector<double>>();
-    xt::xarray<double> a = xt::zeros<double>(shape);
-    REQUIRE(a.size() == data.size());
-    std::copy(data.begin(), data.end(), a.begin());
-    return a;
-}
-
 Var<double> parameter(const json& j)
 {
-    return tg::parameter(to_array(j));
+    return tg::parameter(json_array(j));
 }
 
 Var<double> constant(const json& j)
 {
-    return tg::constant(to_array(j));
+    return tg::constant(json_array(j));
 }
 
 // Compares results against one case's outputs and keeps the worst relative error.
@@ -69,7 +62,7 @@ public:
     {
         INFO(name_ << ": " << key);
         REQUIRE(outputs_.contains(key));
-        const xt::xarray<double> want = to_array(outputs_[key]);
+        const xt::xarray<double> want = json_array(outputs_[key]);
         const std::vector<std::size_t> got_shape(got.shape().begin(), got.shape().end());
         const std::vector<std::size_t> want_shape(want.shape().begin(), want.shape().end());
         REQUIRE(got_shape == want_shape);
@@ -209,9 +202,9 @@ TEST_CASE("jacobian of softmax over a vector and over a matrix's rows matches Py
     const json c = load_case("softmax_jacobian");
     Agreement agree("softmax_jacobian", c["outputs"]);
     agree.check("jacobian_vector_dim0", tg::jacobian([](const Var<double>& t) { return tg::softmax(t, 0); },
-                                                     to_array(c["inputs"]["x_vector"])));
+                                                     json_array(c["inputs"]["x_vector"])));
     agree.check("jacobian_matrix_dim1", tg::jacobian([](const Var<double>& t) { return tg::softmax(t, 1); },
-                                                     to_array(c["inputs"]["x_matrix"])));
+                                                     json_array(c["inputs"]["x_matrix"])));
     agree.report();
 }
 
@@ -220,15 +213,15 @@ TEST_CASE("hessian and hvp of a non-separable function match PyTorch", "[referen
     const json c = load_case("hessian_and_hvp");
     const json& in = c["inputs"];
     Agreement agree("hessian_and_hvp", c["outputs"]);
-    const xt::xarray<double> w = to_array(in["w"]), cw = to_array(in["c"]);
+    const xt::xarray<double> w = json_array(in["w"]), cw = json_array(in["c"]);
     const auto f = [&](const Var<double>& t) {
         Var<double> logp = tg::log_softmax(tg::matmul(tg::reshape(t, {1, 4}), tg::constant(w)), 1);
         return tg::sum(logp * tg::constant(cw)) + tg::sum(tg::pow(t, 3.0)) / 3.0;
     };
-    const xt::xarray<double> x = to_array(in["x"]);
+    const xt::xarray<double> x = json_array(in["x"]);
     agree.check("f", f(tg::constant(x)));
     agree.check("hessian", tg::hessian(f, x));
-    agree.check("hvp", tg::hvp(f, x, to_array(in["v"])));
+    agree.check("hvp", tg::hvp(f, x, json_array(in["v"])));
     agree.report();
 }
 
@@ -237,13 +230,13 @@ TEST_CASE("jvp and vjp of a vector function match PyTorch", "[reference][second_
     const json c = load_case("jvp_and_vjp");
     const json& in = c["inputs"];
     Agreement agree("jvp_and_vjp", c["outputs"]);
-    const xt::xarray<double> w = to_array(in["w"]);
+    const xt::xarray<double> w = json_array(in["w"]);
     const auto f = [&](const Var<double>& t) {
         return tg::tanh(tg::matmul(tg::reshape(t, {1, 4}), tg::constant(w))) * 2.0;
     };
-    const xt::xarray<double> x = to_array(in["x"]);
+    const xt::xarray<double> x = json_array(in["x"]);
     agree.check("f", f(tg::constant(x)));
-    agree.check("jvp", tg::jvp(f, x, to_array(in["v"])));
-    agree.check("vjp", tg::vjp(f, x, to_array(in["u"])));
+    agree.check("jvp", tg::jvp(f, x, json_array(in["v"])));
+    agree.check("vjp", tg::vjp(f, x, json_array(in["u"])));
     agree.report();
 }

@@ -18,35 +18,17 @@
 
 #include "tapegrad/tapegrad.hpp"
 
+#include "helpers.hpp"
+
 namespace data = tg::data;
 namespace fs = std::filesystem;
 
 namespace {
 
+using tg_test::TempDir;
+using tg_test::write_bytes;
+
 using Bytes = std::vector<std::uint8_t>;
-
-// A fresh directory under the system's temp directory, removed with its files at scope exit.
-class TempDir {
-public:
-    TempDir()
-    {
-        std::random_device device;
-        do {
-            path_ = fs::temp_directory_path() / ("tapegrad_test_data_" + std::to_string(device()));
-        } while (!fs::create_directory(path_));
-    }
-    ~TempDir()
-    {
-        std::error_code ignored;
-        fs::remove_all(path_, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-    fs::path path_;
-};
 
 // An IDX file's bytes: magic 0x00 0x00 type rank, big-endian dimensions, then the data.
 Bytes idx_bytes(const std::vector<std::uint32_t>& dims, const Bytes& payload, std::uint8_t type = 0x08)
@@ -57,14 +39,6 @@ Bytes idx_bytes(const std::vector<std::uint32_t>& dims, const Bytes& payload, st
     out.insert(out.end(), payload.begin(), payload.end());
     return out;
 }
-
-void write_plain(const std::string& path, const Bytes& bytes)
-{
-    std::ofstream out(path, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    REQUIRE(out.good());
-}
-
 void write_gzip(const std::string& path, const Bytes& bytes)
 {
     gzFile out = gzopen(path.c_str(), "wb");
@@ -130,7 +104,7 @@ TEST_CASE("read_idx gives the same shape and bytes for a plain and a gzip'd file
     TempDir dir;
     const Bytes pixels = iota_bytes(3 * 2 * 4, 11);
     const Bytes file = idx_bytes({3, 2, 4}, pixels);
-    write_plain(dir.file("images.idx"), file);
+    write_bytes(dir.file("images.idx"), file);
     write_gzip(dir.file("images.idx.gz"), file);
     REQUIRE(read_bytes(dir.file("images.idx.gz"))[0] == 0x1f);  // really gzip'd, whatever the name
 
@@ -147,7 +121,7 @@ TEST_CASE("read_idx gives the same shape and bytes for a plain and a gzip'd file
     const data::Idx l = data::read_idx(dir.file("labels.idx"));
     CHECK(l.shape == std::vector<std::size_t>{labels.size()});
     CHECK(l.data == labels);
-    write_plain(dir.file("big.idx"), idx_bytes({0x01020304, 0}, {}));
+    write_bytes(dir.file("big.idx"), idx_bytes({0x01020304, 0}, {}));
     CHECK(data::read_idx(dir.file("big.idx")).shape == std::vector<std::size_t>{0x01020304, 0});
 }
 
@@ -158,11 +132,11 @@ TEST_CASE("read_idx ignores garbage after a gzip stream but not bytes past the d
     write_gzip(gz, idx_bytes({2, 3}, iota_bytes(6)));
     Bytes bytes = read_bytes(gz);
     bytes.insert(bytes.end(), {'j', 'u', 'n', 'k'});
-    write_plain(gz, bytes);
+    write_bytes(gz, bytes);
     CHECK(data::read_idx(gz).data == iota_bytes(6));
 
     const std::string plain = dir.file("b.idx");
-    write_plain(plain, idx_bytes({2, 3}, iota_bytes(11)));
+    write_bytes(plain, idx_bytes({2, 3}, iota_bytes(11)));
     CHECK_THROWS_WITH(data::read_idx(plain),
                       Catch::Equals(plain + ": 5 bytes past the end of the data (dimensions [2, 3] describe 6 bytes)"));
     write_gzip(gz, idx_bytes({2, 3}, iota_bytes(7)));
@@ -182,25 +156,25 @@ TEST_CASE("read_idx reports missing, unreadable, empty and too short files with 
     CHECK_THROWS_WITH(data::read_idx(folder), Catch::Equals(folder + ": read error (Is a directory)"));
 
     const std::string empty = dir.file("empty.idx");
-    write_plain(empty, {});
+    write_bytes(empty, {});
     CHECK_THROWS_WITH(data::read_idx(empty), Catch::Equals(empty + ": empty file"));
     const std::string empty_gz = dir.file("empty.idx.gz");
     write_gzip(empty_gz, {});
     CHECK_THROWS_WITH(data::read_idx(empty_gz), Catch::Equals(empty_gz + ": empty file (after decompression)"));
 
     const std::string short_file = dir.file("short.idx");
-    write_plain(short_file, {0x00, 0x00, 0x08});
+    write_bytes(short_file, {0x00, 0x00, 0x08});
     CHECK_THROWS_WITH(data::read_idx(short_file),
                       Catch::Equals(short_file + ": too short for an IDX file: 3 bytes, the magic number alone "
                                                  "takes 4"));
-    write_plain(short_file, {0x1f});  // half a gzip magic is a short plain file
+    write_bytes(short_file, {0x1f});  // half a gzip magic is a short plain file
     CHECK_THROWS_WITH(data::read_idx(short_file), Catch::Equals(short_file + ": too short for an IDX file: 1 bytes, "
                                                                              "the magic number alone takes 4"));
 
     const std::string cut_header = dir.file("cut_header.idx");
     Bytes bytes = idx_bytes({60000, 28, 28}, {});
     bytes.resize(9);
-    write_plain(cut_header, bytes);
+    write_bytes(cut_header, bytes);
     CHECK_THROWS_WITH(data::read_idx(cut_header),
                       Catch::Equals(cut_header + ": IDX header cut short: 3 dimensions take 12 bytes after the magic "
                                                  "number, found 5"));
@@ -217,18 +191,18 @@ TEST_CASE("read_idx reports a corrupt or cut-short gzip stream", "[data][idx][er
     // The last 8 bytes are the CRC-32 and length of the data: a changed CRC is always caught.
     Bytes bad_crc = good;
     bad_crc[bad_crc.size() - 8] ^= 0xff;
-    write_plain(path, bad_crc);
+    write_bytes(path, bad_crc);
     CHECK_THROWS_WITH(data::read_idx(path), Catch::Equals(path + ": corrupt gzip stream (incorrect data check)"));
 
     // A compression method other than deflate (8) in the gzip header.
     Bytes bad_method = good;
     bad_method[2] = 7;
-    write_plain(path, bad_method);
+    write_bytes(path, bad_method);
     CHECK_THROWS_WITH(data::read_idx(path), Catch::StartsWith(path + ": corrupt gzip stream ("));
 
     Bytes cut = good;
     cut.resize(good.size() / 2);
-    write_plain(path, cut);
+    write_bytes(path, cut);
     CHECK_THROWS_WITH(data::read_idx(path), Catch::Equals(path + ": corrupt gzip stream (unexpected end of file)"));
 }
 
@@ -236,26 +210,26 @@ TEST_CASE("read_idx reports a wrong magic number and zero or absurd dimensions",
 {
     TempDir dir;
     const std::string path = dir.file("bad.idx");
-    write_plain(path, {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'});
+    write_bytes(path, {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'});
     CHECK_THROWS_WITH(data::read_idx(path),
                       Catch::Equals(path + ": not an IDX file: the magic number must start with 0x00 0x00, found "
                                            "0x68 0x65"));
-    write_plain(path, idx_bytes({2}, Bytes(8), 0x0d));
+    write_bytes(path, idx_bytes({2}, Bytes(8), 0x0d));
     CHECK_THROWS_WITH(data::read_idx(path), Catch::Equals(path + ": unsupported IDX data type 0x0d (float), only "
                                                                  "unsigned bytes (0x08) are supported"));
-    write_plain(path, idx_bytes({2}, Bytes(2), 0x07));
+    write_bytes(path, idx_bytes({2}, Bytes(2), 0x07));
     CHECK_THROWS_WITH(data::read_idx(path), Catch::Equals(path + ": unsupported IDX data type 0x07, only unsigned "
                                                                  "bytes (0x08) are supported"));
-    write_plain(path, idx_bytes({}, Bytes(4)));
+    write_bytes(path, idx_bytes({}, Bytes(4)));
     CHECK_THROWS_WITH(data::read_idx(path), Catch::Equals(path + ": the IDX header gives 0 dimensions"));
 
-    write_plain(path, idx_bytes({65536, 65536, 2}, Bytes(16)));
+    write_bytes(path, idx_bytes({65536, 65536, 2}, Bytes(16)));
     CHECK_THROWS_WITH(data::read_idx(path), Catch::Equals(path + ": IDX dimensions [65536, 65536, 2] describe more "
                                                                  "than 1 GB of data (limit 1073741824 bytes)"));
     // A product that wraps around 2^64 is caught too.
-    write_plain(path, idx_bytes({0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}, Bytes(16)));
+    write_bytes(path, idx_bytes({0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}, Bytes(16)));
     CHECK_THROWS_WITH(data::read_idx(path), Catch::Contains("describe more than 1 GB of data"));
-    write_plain(path, idx_bytes({1u << 30, 2}, Bytes(16)));
+    write_bytes(path, idx_bytes({1u << 30, 2}, Bytes(16)));
     CHECK_THROWS_WITH(data::read_idx(path), Catch::Contains("[1073741824, 2] describe more than 1 GB"));
 }
 
@@ -265,13 +239,13 @@ TEST_CASE("read_idx reports truncated data with the bytes expected and found", "
     const std::string plain = dir.file("cut.idx");
     const std::string gz = dir.file("cut.idx.gz");
     const Bytes bytes = idx_bytes({2, 3, 3}, iota_bytes(10));
-    write_plain(plain, bytes);
+    write_bytes(plain, bytes);
     write_gzip(gz, bytes);
     CHECK_THROWS_WITH(data::read_idx(plain),
                       Catch::Equals(plain + ": truncated: dimensions [2, 3, 3] need 18 data bytes, found 10"));
     CHECK_THROWS_WITH(data::read_idx(gz), Catch::Equals(gz + ": truncated: dimensions [2, 3, 3] need 18 data bytes, "
                                                              "found 10 after decompression"));
-    write_plain(plain, idx_bytes({5}, {}));
+    write_bytes(plain, idx_bytes({5}, {}));
     CHECK_THROWS_WITH(data::read_idx(plain), Catch::Equals(plain + ": truncated: dimensions [5] need 5 data bytes, "
                                                                    "found 0"));
 }
@@ -281,7 +255,7 @@ TEST_CASE("Normalize maps bytes to raw, unit and standardized features", "[data]
     TempDir dir;
     const std::string images = dir.file("images.idx");
     const std::string labels = dir.file("labels.idx");
-    write_plain(images, idx_bytes({2, 1, 3}, {0, 51, 255, 102, 204, 1}));
+    write_bytes(images, idx_bytes({2, 1, 3}, {0, 51, 255, 102, 204, 1}));
     write_gzip(labels, idx_bytes({2}, {3, 1}));
 
     const auto raw = data::load_idx_dataset<double>(images, labels, data::Normalize::raw());
@@ -335,7 +309,7 @@ TEST_CASE("load_idx_dataset flattens images to [N, rows * cols] and keeps labels
     const std::string labels = dir.file("labels.idx");
     const Bytes pixels = iota_bytes(4 * 2 * 3, 10);
     write_gzip(images, idx_bytes({4, 2, 3}, pixels));
-    write_plain(labels, idx_bytes({4}, {2, 0, 5, 2}));
+    write_bytes(labels, idx_bytes({4}, {2, 0, 5, 2}));
     const auto ds = data::load_idx_dataset<float>(images, labels, data::Normalize::raw());
     CHECK(ds.size() == 4);
     CHECK(ds.num_features() == 6);
@@ -351,25 +325,25 @@ TEST_CASE("load_idx_dataset checks the files' ranks, counts and emptiness", "[da
     TempDir dir;
     const std::string images = dir.file("images.idx");
     const std::string labels = dir.file("labels.idx");
-    write_plain(images, idx_bytes({99, 2, 2}, Bytes(99 * 4)));
-    write_plain(labels, idx_bytes({100}, Bytes(100)));
+    write_bytes(images, idx_bytes({99, 2, 2}, Bytes(99 * 4)));
+    write_bytes(labels, idx_bytes({100}, Bytes(100)));
     CHECK_THROWS_WITH(
         data::load_idx_dataset<float>(images, labels),
         Catch::Equals("load_idx_dataset: " + labels + " has 100 labels but " + images + " has 99 images"));
 
-    write_plain(labels, idx_bytes({99, 1}, Bytes(99)));
+    write_bytes(labels, idx_bytes({99, 1}, Bytes(99)));
     CHECK_THROWS_WITH(data::load_idx_dataset<float>(images, labels),
                       Catch::Equals("load_idx_dataset: " + labels + " must hold labels [N], found dimensions [99, 1]"));
 
-    write_plain(images, idx_bytes({99, 4}, Bytes(99 * 4)));
-    write_plain(labels, idx_bytes({99}, Bytes(99)));
+    write_bytes(images, idx_bytes({99, 4}, Bytes(99 * 4)));
+    write_bytes(labels, idx_bytes({99}, Bytes(99)));
     CHECK_THROWS_WITH(data::load_idx_dataset<double>(images, labels),
                       Catch::Equals("load_idx_dataset: " + images +
                                     " must hold images [N, rows, cols], found "
                                     "dimensions [99, 4]"));
 
-    write_plain(images, idx_bytes({0, 28, 28}, {}));
-    write_plain(labels, idx_bytes({0}, {}));
+    write_bytes(images, idx_bytes({0, 28, 28}, {}));
+    write_bytes(labels, idx_bytes({0}, {}));
     CHECK_THROWS_WITH(data::load_idx_dataset<float>(images, labels),
                       Catch::Equals("load_idx_dataset: empty data set: " + images + " has dimensions [0, 28, 28]"));
 

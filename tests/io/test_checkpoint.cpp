@@ -11,21 +11,15 @@
 #include "tapegrad/io.hpp"
 #include "tapegrad/tapegrad.hpp"
 
+#include "helpers.hpp"
+
 namespace nn = tg::nn;
 namespace optim = tg::optim;
 
 namespace {
 
-struct TempDir {
-    std::filesystem::path path;
-    TempDir() : path(std::filesystem::temp_directory_path() / ("tapegrad-ckpt-" + std::to_string(::getpid())))
-    {
-        std::filesystem::create_directories(path);
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
+using tg_test::read_bytes;
+using tg_test::TempDir;
 struct Setup {
     nn::Sequential<float> model;
     std::unique_ptr<optim::Adam<float>> opt;
@@ -52,13 +46,6 @@ struct Setup {
         return w;
     }
 };
-
-std::string read_bytes(const std::string& path)
-{
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 }  // namespace
 
 TEST_CASE("a checkpoint restores parameters, optimiser state, generators and progress", "[checkpoint]")

@@ -20,6 +20,8 @@
 #include "tapegrad/io.hpp"
 #include "tapegrad/tapegrad.hpp"
 
+#include "helpers.hpp"
+
 using Catch::Contains;
 using Catch::EndsWith;
 using Catch::Equals;
@@ -31,26 +33,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() : path(fs::temp_directory_path() / ("tapegrad-hardening-" + std::to_string(::getpid())))
-    {
-        fs::create_directories(path);
-    }
-    ~TempDir()
-    {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-void write_bytes(const std::string& path, const std::vector<std::uint8_t>& bytes)
-{
-    std::ofstream out(path, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    REQUIRE(out.good());
-}
+using tg_test::TempDir;
+using tg_test::write_bytes;
 
 // An IDX header of unsigned bytes with the given dimensions, followed by `data`.
 std::vector<std::uint8_t> idx_bytes(const std::vector<std::uint32_t>& dims, std::size_t data)
@@ -201,6 +185,7 @@ TEST_CASE("safetensors refuses a shape with a zero dim whose other dims overflow
 // --- 4. checkpoint optimiser state -----------------------------------------------------------
 
 namespace {
+
 struct SmallRun {
     nn::Sequential<float> model{nn::Dense<float>(2, 3, nn::Activation::sigmoid), nn::Dense<float>(3, 1)};
     optim::Adam<float> opt{model.parameters()};

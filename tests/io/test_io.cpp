@@ -23,6 +23,8 @@
 
 #include "tapegrad/tapegrad.hpp"
 
+#include "helpers.hpp"
+
 namespace io = tg::io;
 namespace fs = std::filesystem;
 using Catch::Contains;
@@ -30,6 +32,8 @@ using Catch::Equals;
 using Catch::StartsWith;
 
 namespace {
+
+using tg_test::TempDir;
 
 std::string le64(std::uint64_t v)
 {
@@ -100,29 +104,6 @@ io::File small_file()
     f.metadata["k"] = "v";
     return f;
 }
-
-struct TempDir {
-    fs::path path;
-    TempDir()
-    {
-        std::random_device rd;
-        path = fs::temp_directory_path() / ("tapegrad-test-io-" + std::to_string(rd()) + std::to_string(rd()));
-        fs::create_directories(path);
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::vector<std::string> entries() const
-    {
-        std::vector<std::string> names;
-        for (const auto& e : fs::directory_iterator(path)) names.push_back(e.path().filename().string());
-        std::sort(names.begin(), names.end());
-        return names;
-    }
-};
-
 // CHECK(a == b) on a temporary xarray trips over xtensor's operator overloads; references don't.
 template <class T> void check_equal(const xt::xarray<T>& actual, const xt::xarray<T>& expected)
 {

@@ -17,6 +17,8 @@
 
 #include "tapegrad/tapegrad.hpp"
 
+#include "helpers.hpp"
+
 using Catch::Contains;
 using Catch::Equals;
 using Catch::StartsWith;
@@ -26,42 +28,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using tg_test::json_array;
+using tg_test::TempDir;
+using tg_test::worst_relative;
+
 Var<double> p(std::vector<std::size_t> shape)
 {
     return tg::parameter(xt::xarray<double>(xt::ones<double>(shape)));
 }
 
 const Var<double> none;
-
-struct TempDir {
-    fs::path path;
-    TempDir()
-    {
-        std::random_device rd;
-        path = fs::temp_directory_path() / ("tapegrad-test-conv-" + std::to_string(rd()) + std::to_string(rd()));
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
-
-double worst_relative(const xt::xarray<double>& a, const xt::xarray<double>& b)
-{
-    REQUIRE(a.shape() == b.shape());
-    double worst = 0;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        worst = std::max(worst, std::abs(a.data()[i] - b.data()[i]) / std::max(std::abs(b.data()[i]), 1e-300));
-    return worst;
-}
-
-xt::xarray<double> array_from(const nlohmann::json& j)
-{
-    std::vector<std::size_t> shape = j.at("shape").get<std::vector<std::size_t>>();
-    std::vector<double> values = j.at("values").get<std::vector<double>>();
-    xt::xarray<double> a = xt::zeros<double>(shape);
-    REQUIRE(a.size() == values.size());
-    std::copy(values.begin(), values.end(), a.begin());
-    return a;
-}
 
 // The architecture of tests/reference/make_cnn_state_dict.py, index for index.
 nn::Sequential<double> reference_cnn()
@@ -300,20 +276,20 @@ TEST_CASE("a PyTorch state_dict loads into the same architecture and gives PyTor
     std::sort(want.begin(), want.end());
     CHECK(keys == want);
 
-    const Var<double> x = tg::constant(array_from(ref.at("input")));
+    const Var<double> x = tg::constant(json_array(ref.at("input")));
     m.eval();
-    const double eval_error = worst_relative(m(x).value(), array_from(ref.at("eval_output")));
+    const double eval_error = worst_relative(m(x).value(), json_array(ref.at("eval_output")), 1e-300);
     INFO("eval: worst relative difference " << eval_error);
     CHECK(eval_error <= 1e-12);
     m.train();
-    const double train_error = worst_relative(m(x).value(), array_from(ref.at("train_output")));
+    const double train_error = worst_relative(m(x).value(), json_array(ref.at("train_output")), 1e-300);
     INFO("train: worst relative difference " << train_error);
     CHECK(train_error <= 1e-12);
     for (const auto& nb : m.named_buffers()) {
         INFO(nb.first);
         const auto& after = ref.at("after_train").at(nb.first);
         if (nb.second.values != nullptr) {
-            CHECK(worst_relative(*nb.second.values, array_from(after)) <= 1e-12);
+            CHECK(worst_relative(*nb.second.values, json_array(after), 1e-300) <= 1e-12);
         } else {
             CHECK(*nb.second.count == static_cast<std::int64_t>(after.at("values").at(0).get<double>()));
         }

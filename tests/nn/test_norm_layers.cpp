@@ -14,6 +14,8 @@
 
 #include "tapegrad/tapegrad.hpp"
 
+#include "helpers.hpp"
+
 using Catch::Equals;
 using Catch::StartsWith;
 using json = nlohmann::json;
@@ -21,37 +23,15 @@ using tg::Var;
 
 namespace {
 
+using tg_test::json_array;
+using tg_test::worst_relative;
+
 Var<double> p(std::vector<std::size_t> shape)
 {
     xt::xarray<double> a = xt::zeros<double>(shape);
     for (std::size_t i = 0; i < a.size(); ++i) a.data()[i] = std::sin(static_cast<double>(i) + 0.5);
     return tg::parameter(a);
 }
-
-xt::xarray<double> array_of(const json& j)
-{
-    const auto shape = j.at("shape").get<std::vector<std::size_t>>();
-    const json& data = j.at("data");
-    xt::xarray<double> a = xt::zeros<double>(shape);
-    REQUIRE(a.size() == data.size());
-    std::size_t k = 0;
-    for (const json& v : data) a.data()[k++] = v.get<double>();
-    return a;
-}
-
-// The largest of |got - want| / max(|want|, 1e-3) (shapes must match).
-double worst(const xt::xarray<double>& got, const xt::xarray<double>& want)
-{
-    REQUIRE(std::vector<std::size_t>(got.shape().begin(), got.shape().end()) ==
-            std::vector<std::size_t>(want.shape().begin(), want.shape().end()));
-    double w = 0;
-    for (std::size_t k = 0; k < want.size(); ++k) {
-        const double err = std::abs(got.data()[k] - want.data()[k]) / std::max(std::abs(want.data()[k]), 1e-3);
-        w = std::max(w, err != err ? HUGE_VAL : err);
-    }
-    return w;
-}
-
 }  // namespace
 
 TEST_CASE("batch_norm updates its running statistics as PyTorch does: three training steps, then eval",
@@ -65,19 +45,19 @@ TEST_CASE("batch_norm updates its running statistics as PyTorch does: three trai
     for (const json& c : ref.at("cases")) {
         INFO("case " << c.at("name").get<std::string>());
         const double momentum = c.at("momentum").get<double>(), eps = c.at("eps").get<double>();
-        const Var<double> weight = tg::parameter(array_of(c.at("weight")));
-        const Var<double> bias = tg::parameter(array_of(c.at("bias")));
-        xt::xarray<double> running_mean = array_of(c.at("running_mean"));
-        xt::xarray<double> running_var = array_of(c.at("running_var"));
+        const Var<double> weight = tg::parameter(json_array(c.at("weight")));
+        const Var<double> bias = tg::parameter(json_array(c.at("bias")));
+        xt::xarray<double> running_mean = json_array(c.at("running_mean"));
+        xt::xarray<double> running_var = json_array(c.at("running_var"));
         std::size_t step = 0;
         for (const json& s : c.at("steps")) {
             INFO("step " << step++);
             const bool training = s.at("training").get<bool>();
-            const Var<double> x = tg::parameter(array_of(s.at("input")));
+            const Var<double> x = tg::parameter(json_array(s.at("input")));
             const Var<double> y = tg::batch_norm(x, &running_mean, &running_var, weight, bias, training, momentum, eps);
-            CHECK(worst(y.value(), array_of(s.at("output"))) <= 1e-12);
-            CHECK(worst(running_mean, array_of(s.at("running_mean"))) <= 1e-12);
-            CHECK(worst(running_var, array_of(s.at("running_var"))) <= 1e-12);
+            CHECK(worst_relative(y.value(), json_array(s.at("output")), 1e-3) <= 1e-12);
+            CHECK(worst_relative(running_mean, json_array(s.at("running_mean")), 1e-3) <= 1e-12);
+            CHECK(worst_relative(running_var, json_array(s.at("running_var")), 1e-3) <= 1e-12);
             // The update belongs to forward: a backward leaves the statistics alone.
             const xt::xarray<double> mean_before = running_mean, var_before = running_var;
             tg::sum(y * y).backward();

@@ -5,7 +5,7 @@
 //    tg::Error whose message names an op; it never crashes (the sanitizer builds run this);
 //  - a table of inputs outside the domain of each public function that is not an op, each
 //    checked by message. (Each op's own misuse, bad axes, indices, shapes and
-//    hyperparameters, is in its file's error inputs, run by tests/test_ops_generic.cpp.)
+//    hyperparameters, is in its file's error inputs, run by tests/ops/test_ops_generic.cpp.)
 
 #include <algorithm>
 #include <cmath>

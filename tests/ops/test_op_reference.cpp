@@ -14,35 +14,19 @@
 
 #include "tapegrad/tapegrad.hpp"
 
+#include "helpers.hpp"
+
 using json = nlohmann::json;
 using tg::Var;
 
 namespace {
 
+using tg_test::json_array;
+using tg_test::worst_relative;
+
 // |a - b| <= 1e-10 max(|b|, 1e-2): relative, with an absolute 1e-12 for values near 0.
 constexpr double kRelative = 1e-10;
 constexpr double kFloor = 1e-2;
-
-xt::xarray<double> array_of(const json& j)
-{
-    const auto shape = j.at("shape").get<std::vector<std::size_t>>();
-    const json& data = j.at("data");
-    xt::xarray<double> a = xt::zeros<double>(shape);
-    REQUIRE(a.size() == data.size());
-    std::size_t k = 0;
-    for (const json& v : data) {
-        // The generator writes non-finite values as strings, since JSON has no NaN or infinity.
-        if (v.is_string()) {
-            const std::string s = v.get<std::string>();
-            REQUIRE((s == "nan" || s == "inf" || s == "-inf"));
-            a.data()[k++] = s == "nan" ? std::nan("") : (s == "inf" ? HUGE_VAL : -HUGE_VAL);
-        } else {
-            a.data()[k++] = v.get<double>();
-        }
-    }
-    return a;
-}
-
 // Whether `op` is built in (has a file in ops/): ops that tests register for themselves have
 // no PyTorch counterpart.
 bool builtin(const std::string& op)
@@ -61,22 +45,6 @@ const json& references()
         return json::parse(in);
     }();
     return ref;
-}
-
-// The largest relative error of got against want (shapes must match).
-double worst(const xt::xarray<double>& got, const xt::xarray<double>& want)
-{
-    REQUIRE(std::vector<std::size_t>(got.shape().begin(), got.shape().end()) ==
-            std::vector<std::size_t>(want.shape().begin(), want.shape().end()));
-    double w = 0;
-    for (std::size_t k = 0; k < want.size(); ++k) {
-        const double a = got.data()[k], b = want.data()[k];
-        if (std::isnan(a) && std::isnan(b)) continue;  // NaN where PyTorch has NaN
-        if (std::isinf(b) && a == b) continue;
-        const double err = std::abs(a - b) / std::max(std::abs(b), kFloor);
-        w = std::max(w, err != err ? HUGE_VAL : err);
-    }
-    return w;
 }
 
 }  // namespace
@@ -105,22 +73,22 @@ TEST_CASE("every op agrees with PyTorch: value, gradient and second-order gradie
             REQUIRE(c.at("torch").get<std::string>() == s.torch);
 
             std::vector<Var<double>> x;
-            for (const auto& e : c.at("inputs")) x.push_back(tg::parameter(array_of(e)));
+            for (const auto& e : c.at("inputs")) x.push_back(tg::parameter(json_array(e)));
             const Var<double> y = s.f64(x);
-            double err = worst(y.value(), array_of(c.at("y")));
+            double err = worst_relative(y.value(), json_array(c.at("y")), kFloor);
             const std::vector<Var<double>> g =
-                tg::grad(std::vector<Var<double>>{y}, x, {tg::constant(array_of(c.at("v")))}, {true, true, true});
+                tg::grad(std::vector<Var<double>>{y}, x, {tg::constant(json_array(c.at("v")))}, {true, true, true});
             Var<double> dot;
             for (std::size_t i = 0; i < x.size(); ++i) {
-                err = std::max(err, worst(g[i].value(), array_of(c.at("g")[i])));
+                err = std::max(err, worst_relative(g[i].value(), json_array(c.at("g")[i]), kFloor));
                 if (!g[i].requires_grad()) continue;
-                const Var<double> term = tg::sum(g[i] * tg::constant(array_of(c.at("w")[i])));
+                const Var<double> term = tg::sum(g[i] * tg::constant(json_array(c.at("w")[i])));
                 dot = dot.defined() ? dot + term : term;
             }
             for (std::size_t i = 0; i < x.size(); ++i) {
                 const xt::xarray<double> h = dot.defined() ? tg::grad({dot}, {x[i]}, {}, {false, true, true})[0].value()
                                                            : xt::xarray<double>(xt::zeros<double>(x[i].shape()));
-                err = std::max(err, worst(h, array_of(c.at("h")[i])));
+                err = std::max(err, worst_relative(h, json_array(c.at("h")[i]), kFloor));
             }
             tg::end_pass<double>();
             CHECK(err <= kRelative);

@@ -98,7 +98,7 @@ TEST_CASE("every built-in op refuses its error inputs with a tg::Error that name
 TEST_CASE("every built-in op that can be misused has error inputs", "[ops][error_inputs]")
 {
     // These accept every call their signature allows: one Var of any shape and any values
-    // (an undefined or stale Var is the misuse suite's, tests/test_misuse.cpp).
+    // (an undefined or stale Var is the misuse suite's, tests/ops/test_misuse.cpp).
     const std::set<std::string> accept_everything{"abs",   "cos",         "exp",    "expm1", "gelu",    "log",
                                                   "log1p", "log_sigmoid", "neg",    "relu",  "sigmoid", "silu",
                                                   "sin",   "sqrt",        "square", "tanh"};

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes batch_norm_running.json: PyTorch (float64) batch normalisation run as a layer runs
-it, which tests/test_norm_layers.cpp replays with tg::batch_norm to check the outputs and the
+it, which tests/nn/test_norm_layers.cpp replays with tg::batch_norm to check the outputs and the
 running statistics step by step.
 
 Run with Debian's python3-torch (scripts/install-deps --torch):

@@ -1,5 +1,5 @@
 """Writes a small PyTorch CNN's state_dict as safetensors, with inputs and outputs, for
-tests/test_conv_layers.cpp: tapegrad loads the file into the same architecture and must
+tests/nn/test_conv_layers.cpp: tapegrad loads the file into the same architecture and must
 reproduce PyTorch's outputs (eval and training mode) and running statistics.
 
     /usr/bin/python3 tests/reference/make_cnn_state_dict.py tests/reference

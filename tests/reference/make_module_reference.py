@@ -1,4 +1,4 @@
-"""Writes a nested PyTorch model's names and values for tests/test_modules.cpp, which builds
+"""Writes a nested PyTorch model's names and values for tests/nn/test_modules.cpp, which builds
 the same architecture from tapegrad modules (register_parameter, register_buffer,
 register_module, ModuleList, Sequential) and must give the same names in the same order,
 the same shapes, and, with these values loaded, the same output.

@@ -8,7 +8,7 @@ For each one it records, in float64:
   g_i = d(<y, v>)/d x_i                 (a vector-Jacobian product, v fixed per sample)
   h_i = d(sum_j <g_j, w_j>)/d x_i       (a second-order product, w fixed per sample)
 with v and w drawn from a generator seeded by the op's and the sample's names, and writes
-them with the inputs to op_reference.json, which tests/test_op_reference.cpp replays.
+them with the inputs to op_reference.json, which tests/ops/test_op_reference.cpp replays.
 
     scripts/update-op-reference          (builds dump_op_samples, runs both, writes the JSON)
     /usr/bin/python3 tests/reference/make_op_reference.py SAMPLES.json OUT.json

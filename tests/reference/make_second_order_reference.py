@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes second_order.json: PyTorch (float64) second- and third-order derivatives that
-tests/test_second_order_reference.cpp replays with tapegrad's grad(create_graph) and its
+tests/autograd/test_second_order_reference.cpp replays with tapegrad's grad(create_graph) and its
 functional transforms (jacobian, hessian, hvp, vjp, jvp), to 1e-10 relative.
 
 Run with Debian's python3-torch (scripts/install-deps --torch):

@@ -11,7 +11,11 @@
 #include "tapegrad/tapegrad.hpp"
 #include "trainer.hpp"
 
+#include "helpers.hpp"
+
 namespace {
+
+using tg_test::TempDir;
 
 // Three Gaussian blobs in 12 dimensions.
 tg::data::Dataset<float> blobs(std::size_t n, std::uint64_t seed)
@@ -49,16 +53,6 @@ std::vector<xt::xarray<float>> weights(fashion::Trainer& t)
     for (const auto& p : t.model().parameters()) out.push_back(p.value());
     return out;
 }
-
-struct TempDir {
-    std::filesystem::path path;
-    TempDir() : path(std::filesystem::temp_directory_path() / ("tapegrad-trainer-" + std::to_string(::getpid())))
-    {
-        std::filesystem::create_directories(path);
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-};
-
 }  // namespace
 
 TEST_CASE("a run stopped after 3 epochs and resumed to 6 ends bit-identical to an uninterrupted run",
