@@ -262,8 +262,8 @@ public:
     const Var<T>& grad_out() const noexcept { return grad_out_; }
     /// What the forward saved.
     const xt::xarray<T>& saved(std::size_t k) const { return e_.saved.at(k); }
-    /// What the forward saved as integer indices (argmax positions, gathered rows); throws std::out_of_range if slot k was
-    /// never written.
+    /// What the forward saved as integer indices (argmax positions, gathered rows); throws std::out_of_range if slot k
+    /// was never written.
     const xt::xarray<std::int64_t>& saved_indices(std::size_t k) const { return e_.saved_indices.at(k); }
 
     /// Whether input i wants a gradient.
