@@ -40,6 +40,7 @@ template <class T>
 std::vector<Var<T>> grad(const std::vector<Var<T>>& outputs, const std::vector<Var<T>>& inputs,
                          const std::vector<Var<T>>& grad_outputs = {}, GradOptions options = {});
 
+///@{
 /// tg::grad for float and double Vars without naming the type, so that braced lists work:
 /// `tg::grad({loss}, {w, b}, {}, {true})` (a template cannot deduce T from them).
 inline std::vector<Var<double>> grad(const std::vector<Var<double>>& outputs, const std::vector<Var<double>>& inputs,
@@ -52,6 +53,7 @@ inline std::vector<Var<float>> grad(const std::vector<Var<float>>& outputs, cons
 {
     return grad<float>(outputs, inputs, grad_outputs, options);
 }
+///@}
 
 /// The same value with no history: a constant (a copy) that requires no grad.
 template <class T> Var<T> detach(const Var<T>& v);
@@ -92,8 +94,9 @@ using if_callable = std::enable_if_t<std::is_invocable_r<Var<T>, F, const Var<T>
                                      !std::is_same<std::decay_t<F>, std::function<Var<T>(const Var<T>&)>>::value>;
 }  // namespace detail
 
-// The same transforms for any callable (a lambda), whose type the contract's
-// std::function parameter cannot deduce T from.
+///@{
+/// jacobian, hessian, hvp, vjp and jvp for any callable f taking and returning a Var (a lambda), from whose type
+/// the std::function forms cannot deduce T.
 template <class F, class T, class = detail::if_callable<F, T>> xt::xarray<T> jacobian(F&& f, const xt::xarray<T>& x)
 {
     return jacobian<T>(std::function<Var<T>(const Var<T>&)>(std::forward<F>(f)), x);
@@ -117,6 +120,7 @@ xt::xarray<T> jvp(F&& f, const xt::xarray<T>& x, const xt::xarray<T>& v)
 {
     return jvp<T>(std::function<Var<T>(const Var<T>&)>(std::forward<F>(f)), x, v);
 }
+///@}
 
 // --- anomaly mode -----------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ namespace tg::io {
 struct CheckpointInfo {
     std::uint64_t epoch = 0;  ///< completed epochs
     std::uint64_t step = 0;   ///< optimiser steps taken
+    /// The caller's own entries, stored as "extra.<key>" in the file.
     std::map<std::string, std::string> extra;
 };
 

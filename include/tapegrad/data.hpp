@@ -59,13 +59,17 @@ std::pair<double, double> pixel_mean_std(const Idx& images);
 
 /// How unsigned-byte pixels become features.
 struct Normalize {
+    /// Which transformation applies.
     enum class Kind {
         none,        ///< raw values 0 .. 255
         unit,        ///< x / 255, in [0, 1]
         standardize  ///< (x / 255 - mean) / std
     };
+    /// The transformation (x / 255 by default).
     Kind kind = Kind::unit;
+    /// Mean subtracted by standardize, in units of x / 255.
     double mean = 0.0;
+    /// Standard deviation divided by standardize, in units of x / 255.
     double std = 1.0;
 
     /// Raw byte values 0 .. 255.
@@ -119,7 +123,9 @@ Dataset<T> load_idx_dataset(const std::string& images, const std::string& labels
 
 /// One mini-batch: features [B, D] and labels [B].
 template <class T> struct Batch {
+    /// The rows' features, [B, D].
     xt::xarray<T> features;
+    /// The rows' labels, [B].
     xt::xarray<std::int64_t> labels;
     /// B, the number of rows.
     std::size_t size() const noexcept { return labels.size(); }
@@ -159,6 +165,7 @@ std::vector<std::size_t> epoch_order(std::size_t n, bool shuffle, std::uint64_t 
 /// next batch of the same size overwrites it: copy it to keep it.
 template <class T> class DataLoader {
 public:
+    /// The loader's options.
     using Options = LoaderOptions;
 
     /// Throws tg::Error if batch_size is 0, or if drop_last leaves no batch at all.
@@ -176,7 +183,9 @@ public:
     /// The current epoch's row order: batch i holds rows order()[i * batch_size ...].
     const std::vector<std::size_t>& order() const noexcept { return order_; }
 
+    /// The dataset the loader reads from.
     const Dataset<T>& dataset() const noexcept { return *data_; }
+    /// The options it was built with.
     const Options& options() const noexcept { return options_; }
 
     /// Batch i (0 <= i < num_batches()) of the current epoch, copied into the loader's
@@ -191,21 +200,32 @@ public:
     /// Input iterator over the current epoch's batches; dereferencing fills the batch.
     class Iterator {
     public:
+        /// Standard iterator types: an input iterator yielding const Batch<T>&.
         using iterator_category = std::input_iterator_tag;
+        /// The batch type.
         using value_type = Batch<T>;
+        /// Signed distance between positions.
         using difference_type = std::ptrdiff_t;
+        /// Pointer to the current batch.
         using pointer = const Batch<T>*;
+        /// Reference to the current batch, valid until the next batch of the same size.
         using reference = const Batch<T>&;
 
+        /// A singular iterator, only for assignment.
         Iterator() = default;
+        /// Stands at batch `index` of `loader`'s current epoch.
         Iterator(DataLoader* loader, std::size_t index) : loader_(loader), index_(index) {}
+        /// Fills and returns the current batch (loader.batch(index())); throws tg::Error past the end.
         reference operator*() const { return loader_->batch(index_); }
+        /// As operator*, by pointer.
         pointer operator->() const { return &loader_->batch(index_); }
+        /// Moves to the next batch.
         Iterator& operator++()
         {
             ++index_;
             return *this;
         }
+        /// Moves to the next batch, returning the iterator as it was.
         Iterator operator++(int)
         {
             Iterator old = *this;
@@ -214,7 +234,9 @@ public:
         }
         /// The batch number this iterator stands at.
         std::size_t index() const noexcept { return index_; }
+        /// Whether both stand at the same batch number.
         friend bool operator==(const Iterator& a, const Iterator& b) noexcept { return a.index_ == b.index_; }
+        /// Whether they stand at different batch numbers.
         friend bool operator!=(const Iterator& a, const Iterator& b) noexcept { return a.index_ != b.index_; }
 
     private:
@@ -224,6 +246,7 @@ public:
 
     /// `for (const auto& b : loader)` walks the current epoch; call set_epoch first.
     Iterator begin() { return Iterator(this, 0); }
+    /// Past the last batch of the epoch.
     Iterator end() { return Iterator(this, num_batches()); }
 
 private:
@@ -239,7 +262,10 @@ extern template class Dataset<float>;
 extern template class Dataset<double>;
 extern template class DataLoader<float>;
 extern template class DataLoader<double>;
+///@{
+/// load_idx_dataset, compiled once in the library for float and double.
 extern template Dataset<float> load_idx_dataset<float>(const std::string&, const std::string&, Normalize);
 extern template Dataset<double> load_idx_dataset<double>(const std::string&, const std::string&, Normalize);
+///@}
 
 }  // namespace tg::data

@@ -61,7 +61,10 @@ struct WorldOptions {
 /// exception escaping main on any rank into MPI_Abort of the whole job, with a message.
 class World {
 public:
+    /// Initialises MPI with main's arguments and the default options. Throws tg::Error when MPI is already initialised
+    /// or was finalised (one World per process) or fails to start.
     World(int& argc, char**& argv);
+    /// The same, with options.
     World(int& argc, char**& argv, WorldOptions options);
     ~World();
     World(const World&) = delete;
@@ -95,6 +98,7 @@ int size();
 /// As World::abort, from anywhere.
 [[noreturn]] void abort(const std::string& message, int code = 1);
 
+/// How all_reduce combines the ranks' values: elementwise sum, minimum or maximum.
 enum class ReduceOp { sum, min, max };
 
 /// Reduces `x` elementwise over all ranks, in place: every rank gets the result. Every
@@ -142,6 +146,8 @@ struct DataParallelOptions {
 /// from the same weights whatever its seed).
 template <class T> class DataParallel {
 public:
+    /// Takes the model's named parameters (Module::named_parameters()); a collective: see the class comment for the
+    /// checks and the initial copy of rank 0's values.
     DataParallel(const std::vector<std::pair<std::string, Var<T>>>& named_params, DataParallelOptions options = {});
     /// Unregisters the hooks. Destroying a DataParallel between a backward and synchronize
     /// (with overlap) leaves reductions that other ranks may still be waiting on.
@@ -235,6 +241,7 @@ public:
 
     /// Fixes the order for `epoch`; depends on (seed, epoch) only.
     void set_epoch(std::uint64_t epoch);
+    /// The epoch last given to set_epoch (0 at first).
     std::uint64_t epoch() const noexcept { return epoch_; }
 
     /// Batches per epoch, the same on every rank.
@@ -253,8 +260,11 @@ public:
     void fill(const data::Dataset<T>& data, std::size_t i, xt::xarray<T>& features,
               xt::xarray<std::int64_t>& labels) const;
 
+    /// Rows per global batch on each rank.
     std::size_t batch_size() const noexcept { return batch_size_; }
+    /// The number of ranks sharing the data.
     int num_replicas() const noexcept { return replicas_; }
+    /// This sampler's rank.
     int rank() const noexcept { return rank_; }
 
 private:

@@ -27,6 +27,7 @@ struct GradcheckOptions {
 
 /// What gradcheck found. Converts to bool (true when ok).
 struct GradcheckResult {
+    /// Whether every entry was within tolerance.
     bool ok = true;
     double max_abs_error = 0;  ///< largest |analytic - numerical| over the Jacobian
     double max_rel_error = 0;  ///< largest |analytic - numerical| / |numerical| (numerical != 0)
@@ -39,10 +40,13 @@ struct GradcheckResult {
     double numerical = 0;                   ///< the same by central differences
     std::string parameter;                  ///< module checks: that input's parameter name ("" otherwise)
     std::string message;                    ///< one readable line
+    /// ok.
     explicit operator bool() const noexcept { return ok; }
 };
 
+/// A function checked by gradcheck, in float64: inputs to one output.
 using GradcheckFn = std::function<Var<double>(const std::vector<Var<double>>&)>;
+/// The same in float32.
 using GradcheckFnF = std::function<Var<float>(const std::vector<Var<float>>&)>;
 
 /// Runs f on parameters made from `inputs`, builds the full Jacobian from the tape (one

@@ -54,10 +54,13 @@ private:
 template <class T>
 HookHandle register_post_accumulate_grad_hook(const Var<T>& param, std::function<void(const Var<T>&)> hook);
 
+///@{
+/// register_post_accumulate_grad_hook, compiled once in the library for float and double.
 extern template HookHandle register_post_accumulate_grad_hook<float>(const Var<float>&,
                                                                      std::function<void(const Var<float>&)>);
 extern template HookHandle register_post_accumulate_grad_hook<double>(const Var<double>&,
                                                                       std::function<void(const Var<double>&)>);
+///@}
 
 /// Number of hooks registered on `param` (0 for an undefined Var).
 template <class T> std::size_t num_post_accumulate_grad_hooks(const Var<T>& param);

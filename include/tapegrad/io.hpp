@@ -53,6 +53,7 @@ std::size_t dtype_size(Dtype dtype);
 
 /// One stored tensor, raw: elements little-endian, row-major.
 struct Tensor {
+    /// The element type.
     Dtype dtype = Dtype::f32;
     std::vector<std::size_t> shape;    ///< `{}` for a rank-0 scalar (one element)
     std::vector<unsigned char> bytes;  ///< product(shape) * dtype_size(dtype) bytes
@@ -78,14 +79,21 @@ struct Tensor {
 /// string too, as in the reference implementation) except "__metadata__", which is the
 /// header's metadata key.
 struct File {
+    /// The tensors by name.
     std::map<std::string, Tensor> tensors;
     std::map<std::string, std::string> metadata;  ///< without the reserved "tapegrad.*" entries
 };
 
+///@{
+/// Equal when dtype, shape and bytes are equal (no conversion: F32 1.0 differs from F64 1.0).
 bool operator==(const Tensor& a, const Tensor& b);
 bool operator!=(const Tensor& a, const Tensor& b);
+///@}
+///@{
+/// Equal when the tensors (by name) and the metadata are equal.
 bool operator==(const File& a, const File& b);
 bool operator!=(const File& a, const File& b);
+///@}
 
 /// The largest header accepted when reading (as the reference implementation): 100 MiB.
 inline constexpr std::uint64_t max_header_bytes = 100ull * 1024 * 1024;

@@ -44,8 +44,12 @@ namespace init {
 /// How to fill a parameter, given the fan-in and fan-out of its layer.
 class Initializer {
 public:
+    /// The fill rule: writes the values into an array already of the parameter's shape, given the layer's fan-in and
+    /// fan-out and the generator to draw from.
     using Fill = std::function<void(xt::xarray<double>&, std::size_t fan_in, std::size_t fan_out, Generator&)>;
+    /// An initialiser called `name` (as summaries and errors show it) that fills with `fill`.
     Initializer(std::string name, Fill fill) : name_(std::move(name)), fill_(std::move(fill)) {}
+    /// The initialiser's name, e.g. "glorot_uniform".
     const std::string& name() const noexcept { return name_; }
     /// A new array of `shape` filled by this initialiser (drawn in double, then rounded to T).
     template <class T>
@@ -76,18 +80,22 @@ Initializer he_uniform();
 /// He/Kaiming normal for ReLU layers: N(0, s), s = sqrt(2 / fan_in).
 Initializer he_normal();
 
+/// Another name for glorot_uniform.
 inline Initializer xavier_uniform(double gain = 1.0)
 {
     return glorot_uniform(gain);
 }
+/// Another name for glorot_normal.
 inline Initializer xavier_normal(double gain = 1.0)
 {
     return glorot_normal(gain);
 }
+/// Another name for he_uniform.
 inline Initializer kaiming_uniform()
 {
     return he_uniform();
 }
+/// Another name for he_normal.
 inline Initializer kaiming_normal()
 {
     return he_normal();
@@ -139,11 +147,17 @@ template <class T> class ParameterSwap;
 /// shared pointers are handles) and copies its buffers and generators.
 template <class T> class Module {
 public:
+    /// A module that owns nothing yet, in training mode.
     Module() = default;
+    /// Shares other's parameters and children, copies its buffers, generators and training mode.
     Module(const Module& other);
+    /// Takes over other's registrations; references to its buffers stay valid.
     Module(Module&& other) noexcept = default;
+    /// As the copy constructor: parameters and children shared, buffers and generators copied.
     Module& operator=(const Module& other);
+    /// As the move constructor.
     Module& operator=(Module&& other) noexcept = default;
+    /// Releases the module's share of its parameters and children.
     virtual ~Module() = default;
 
     // --- registration -------------------------------------------------------------------
@@ -218,7 +232,9 @@ public:
     /// below it; changes what Dropout and BatchNorm do. A module that overrides it calls
     /// Module<T>::train(on).
     virtual void train(bool on = true);
+    /// Evaluation mode for this module and every module below it: train(false).
     void eval() { train(false); }
+    /// Whether the module is in training mode (set by train() and eval()).
     bool is_training() const noexcept { return training_; }
     /// Forgets every parameter's gradient (as Var::zero_grad), recursively.
     void zero_grad();
@@ -267,18 +283,22 @@ protected:
     const Var<T>& own_parameter_if(bool present, std::size_t i) const noexcept;
     /// This module's i-th own buffer, in registration order (a floating-point one).
     xt::xarray<T>& own_buffer(std::size_t i) { return *buffers_[i].values; }
+    /// The i-th own floating-point buffer, read-only.
     const xt::xarray<T>& own_buffer(std::size_t i) const { return *buffers_[i].values; }
     /// This module's i-th own buffer, in registration order (an integer one).
     std::int64_t& own_count(std::size_t i) { return *buffers_[i].count; }
+    /// The i-th own integer buffer's value.
     std::int64_t own_count(std::size_t i) const { return *buffers_[i].count; }
     /// This module's i-th own generator, in registration order.
     Generator& own_generator(std::size_t i) { return *generators_[i].second; }
+    /// The i-th own generator, read-only.
     const Generator& own_generator(std::size_t i) const { return *generators_[i].second; }
 
     /// Registers a child (the non-template part of register_module); `who` names the
     /// calling function in errors.
     void add_child(const char* who, std::string name, std::shared_ptr<Module<T>> module);
 
+    /// Whether the module is in training mode; train() sets it, forward reads it.
     bool training_ = true;
 
 private:
@@ -313,15 +333,20 @@ public:
           const init::Initializer& weight_init = init::glorot_uniform(),
           const init::Initializer& bias_init = init::zeros(), Generator& gen = default_generator());
 
+    /// activation(x @ weight + bias) for x [batch, in], giving [batch, out]; throws tg::Error for any other shape of x.
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
 
     /// The weight parameter, [in, out].
     const Var<T>& weight() const noexcept { return this->own_parameter(0); }
     /// The bias parameter, [out].
     const Var<T>& bias() const noexcept { return this->own_parameter(1); }
+    /// The number of input features, `in`.
     std::size_t in_features() const noexcept { return in_; }
+    /// The number of output features, `out`.
     std::size_t out_features() const noexcept { return out_; }
+    /// The activation applied after the affine map.
     Activation activation() const noexcept { return activation_; }
 
     std::string type_name() const override;
@@ -335,7 +360,9 @@ private:
 /// Elementwise sigmoid as a layer.
 template <class T> class Sigmoid : public Module<T> {
 public:
+    /// sigmoid(x), elementwise, any shape.
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "Sigmoid"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
@@ -344,7 +371,9 @@ public:
 /// Elementwise tanh as a layer.
 template <class T> class Tanh : public Module<T> {
 public:
+    /// tanh(x), elementwise, any shape.
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "Tanh"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
@@ -353,7 +382,9 @@ public:
 /// Elementwise max(x, 0) as a layer.
 template <class T> class ReLU : public Module<T> {
 public:
+    /// max(x, 0), elementwise, any shape.
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "ReLU"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
@@ -365,16 +396,22 @@ public:
 template <class T> class Dropout : public Module<T> {
 public:
     /// Seeded from the thread's default generator (see tg::manual_seed).
+    /// Throws tg::Error unless 0 <= p < 1 (p must also stay below 1 when rounded to T).
     explicit Dropout(double p = 0.5);
     /// Seeded explicitly.
     Dropout(double p, std::uint64_t seed);
+    /// In training mode with p > 0, x with each element dropped with probability p and the rest scaled by
+    /// 1 / (1 - p), using the next mask from generator(); otherwise x itself.
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "Dropout"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
+    /// The probability of dropping an element.
     double p() const noexcept { return p_; }
     /// The mask generator (its state goes into training checkpoints).
     Generator& generator() noexcept { return this->own_generator(0); }
+    /// The mask generator, read-only.
     const Generator& generator() const noexcept { return this->own_generator(0); }
 
 private:
@@ -395,9 +432,11 @@ struct has_unary_forward<M, T, std::void_t<decltype(std::declval<M&>().forward(s
 template <class T> class AnyModule {
 public:
     template <class M, class = std::enable_if_t<std::is_base_of<Module<T>, std::decay_t<M>>::value>>
+    /// Holds a copy of the module value m (moved in when given an rvalue).
     AnyModule(M&& m) : AnyModule(std::make_shared<std::decay_t<M>>(std::forward<M>(m)))
     {}
     template <class M, class = std::enable_if_t<std::is_base_of<Module<T>, M>::value>>
+    /// Shares the module m (a module without a unary forward is a compile error).
     AnyModule(std::shared_ptr<M> m) : ptr_(m)
     {
         static_assert(detail::has_unary_forward<M, T>::value,
@@ -407,6 +446,7 @@ public:
         // The module itself, not a copy: the Sequential co-owns it through ptr_.
         if (raw != nullptr) forward_ = [raw](const Var<T>& x) { return Var<T>(raw->forward(x)); };
     }
+    /// The module held.
     const std::shared_ptr<Module<T>>& ptr() const noexcept { return ptr_; }
     /// The module's forward.
     Var<T> forward(const Var<T>& x) const { return forward_(x); }
@@ -420,7 +460,9 @@ private:
 /// their own, so parameter names are "0.weight", ... as in torch.nn.Sequential.
 template <class T> class Sequential : public Module<T> {
 public:
+    /// An empty Sequential, whose forward returns its input.
     Sequential() = default;
+    /// The modules in order, registered as "0", "1", ...
     Sequential(std::initializer_list<AnyModule<T>> modules);
 
     /// Appends a module under its index; returns *this for chaining. The module takes the
@@ -429,12 +471,16 @@ public:
     /// Appends a module under a name of its own (torch.nn.Sequential from an OrderedDict).
     Sequential& add(std::string name, AnyModule<T> module);
 
+    /// Each module's forward applied in turn, starting from x; x itself when there are none.
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "Sequential"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override;
 
+    /// The number of modules.
     std::size_t size() const noexcept { return modules_.size(); }
+    /// The i-th module; throws tg::Error when i is out of range.
     Module<T>& operator[](std::size_t i) const;
     /// The i-th module as type M (throws tg::Error if it is not one).
     template <class M> M& at(std::size_t i) const
@@ -454,6 +500,7 @@ private:
 /// held, whatever its forward takes.
 template <class T> class ModuleList : public Module<T> {
 public:
+    /// An empty list.
     ModuleList() = default;
 
     /// Appends a module (shared); returns *this for chaining.
@@ -472,8 +519,11 @@ public:
         return push_back(std::make_shared<std::decay_t<M>>(std::forward<M>(module)));
     }
 
+    /// The number of modules.
     std::size_t size() const noexcept { return modules_.size(); }
+    /// Whether the list holds no module.
     bool empty() const noexcept { return modules_.empty(); }
+    /// The i-th module; throws tg::Error when i is out of range.
     Module<T>& operator[](std::size_t i) const;
     /// The i-th module as type M (throws tg::Error if it is not one).
     template <class M> M& at(std::size_t i) const
@@ -496,9 +546,14 @@ private:
 /// Dense's [in, out]), bias [out]. Weight and bias U(-1/sqrt(in), 1/sqrt(in)), as torch.nn.Linear.
 template <class T> class Linear : public Module<T> {
 public:
+    /// Throws tg::Error when in_features or out_features is 0; bias = false leaves the bias out.
     Linear(std::size_t in_features, std::size_t out_features, bool bias = true, Generator& gen = default_generator());
+    /// x @ weight^T + bias for x [batch, in_features], giving [batch, out_features]; throws tg::Error for any other
+    /// shape.
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
+    /// The weight parameter, [out_features, in_features].
     const Var<T>& weight() const noexcept { return this->own_parameter(0); }
     const Var<T>& bias() const noexcept { return this->own_parameter_if(bias_, 1); }  ///< undefined without bias
     std::string type_name() const override { return "Linear"; }
@@ -511,20 +566,35 @@ private:
 
 /// Options of Conv1d, in torch.nn.Conv1d's order after the kernel size.
 struct Conv1dOptions {
+    ///@{
+    /// Stride, zero padding on both sides, dilation and number of groups, as torch.nn.Conv1d.
     std::size_t stride = 1, padding = 0, dilation = 1, groups = 1;
+    ///@}
+    /// Whether the layer has a bias.
     bool bias = true;
 };
 /// Options of Conv2d, in torch.nn.Conv2d's order after the kernel size.
 struct Conv2dOptions {
+    ///@{
+    /// Stride, zero padding on each side and dilation, per axis (height, width).
     std::array<std::size_t, 2> stride{1, 1}, padding{0, 0}, dilation{1, 1};
+    ///@}
+    /// Number of groups: in and out channels split into this many independent convolutions.
     std::size_t groups = 1;
+    /// Whether the layer has a bias.
     bool bias = true;
 };
 /// Options of ConvTranspose2d, in torch.nn.ConvTranspose2d's order after the kernel size.
 struct ConvTranspose2dOptions {
+    ///@{
+    /// Stride, padding and output padding (added on one side of the output), per axis (height, width).
     std::array<std::size_t, 2> stride{1, 1}, padding{0, 0}, output_padding{0, 0};
+    ///@}
+    /// Number of groups: in and out channels split into this many independent convolutions.
     std::size_t groups = 1;
+    /// Whether the layer has a bias.
     bool bias = true;
+    /// Dilation of the kernel, per axis (last here, as in torch.nn.ConvTranspose2d's arguments).
     std::array<std::size_t, 2> dilation{1, 1};
 };
 
@@ -532,12 +602,18 @@ struct ConvTranspose2dOptions {
 /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in/groups * kernel (torch.nn.Conv1d's default).
 template <class T> class Conv1d : public Module<T> {
 public:
+    /// Throws tg::Error when a channel count or the kernel size is 0, or groups does not divide both channel counts.
     Conv1d(std::size_t in_channels, std::size_t out_channels, std::size_t kernel_size, Conv1dOptions options = {},
            Generator& gen = default_generator());
+    /// tg::conv1d of x [N, in_channels, L] with the layer's weight, bias and options: [N, out_channels, L_out].
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
+    /// The weight parameter, [out_channels, in_channels / groups, kernel_size].
     const Var<T>& weight() const noexcept { return this->own_parameter(0); }
+    /// The bias parameter, [out_channels]; undefined when options().bias is false.
     const Var<T>& bias() const noexcept { return this->own_parameter_if(options_.bias, 1); }
+    /// The options the layer was built with.
     const Conv1dOptions& options() const noexcept { return options_; }
     std::string type_name() const override { return "Conv1d"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
@@ -550,6 +626,7 @@ private:
 /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in/groups * kh * kw (torch.nn.Conv2d's default).
 template <class T> class Conv2d : public Module<T> {
 public:
+    /// Throws tg::Error when a channel count or a kernel size is 0, or groups does not divide both channel counts.
     Conv2d(std::size_t in_channels, std::size_t out_channels, std::array<std::size_t, 2> kernel_size,
            Conv2dOptions options = {}, Generator& gen = default_generator());
     /// A square kernel.
@@ -557,10 +634,16 @@ public:
            Generator& gen = default_generator())
         : Conv2d(in_channels, out_channels, {kernel_size, kernel_size}, options, gen)
     {}
+    /// tg::conv2d of x [N, in_channels, H, W] with the layer's weight, bias and options: [N, out_channels, H_out,
+    /// W_out].
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
+    /// The weight parameter, [out_channels, in_channels / groups, kh, kw].
     const Var<T>& weight() const noexcept { return this->own_parameter(0); }
+    /// The bias parameter, [out_channels]; undefined when options().bias is false.
     const Var<T>& bias() const noexcept { return this->own_parameter_if(options_.bias, 1); }
+    /// The options the layer was built with.
     const Conv2dOptions& options() const noexcept { return options_; }
     std::string type_name() const override { return "Conv2d"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
@@ -573,6 +656,7 @@ private:
 /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = out/groups * kh * kw (as torch.nn.ConvTranspose2d).
 template <class T> class ConvTranspose2d : public Module<T> {
 public:
+    /// Throws tg::Error when a channel count or a kernel size is 0, or groups does not divide both channel counts.
     ConvTranspose2d(std::size_t in_channels, std::size_t out_channels, std::array<std::size_t, 2> kernel_size,
                     ConvTranspose2dOptions options = {}, Generator& gen = default_generator());
     /// A square kernel.
@@ -580,10 +664,16 @@ public:
                     ConvTranspose2dOptions options = {}, Generator& gen = default_generator())
         : ConvTranspose2d(in_channels, out_channels, {kernel_size, kernel_size}, options, gen)
     {}
+    /// tg::conv_transpose2d of x [N, in_channels, H, W] with the layer's weight, bias and options: [N, out_channels,
+    /// H_out, W_out].
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
+    /// The weight parameter, [in_channels, out_channels / groups, kh, kw].
     const Var<T>& weight() const noexcept { return this->own_parameter(0); }
+    /// The bias parameter, [out_channels]; undefined when options().bias is false.
     const Var<T>& bias() const noexcept { return this->own_parameter_if(options_.bias, 1); }
+    /// The options the layer was built with.
     const ConvTranspose2dOptions& options() const noexcept { return options_; }
     std::string type_name() const override { return "ConvTranspose2d"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
@@ -595,8 +685,11 @@ private:
 /// tg::max_pool1d as a layer (stride 0: the kernel size).
 template <class T> class MaxPool1d : public Module<T> {
 public:
+    /// Throws tg::Error when kernel_size is 0.
     explicit MaxPool1d(std::size_t kernel_size, std::size_t stride = 0, std::size_t padding = 0);
+    /// tg::max_pool1d of x [N, C, L] with the layer's kernel, stride and padding.
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "MaxPool1d"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
@@ -608,13 +701,16 @@ private:
 /// tg::max_pool2d as a layer (stride {0, 0}: the kernel size).
 template <class T> class MaxPool2d : public Module<T> {
 public:
+    /// Throws tg::Error when a kernel size is 0.
     explicit MaxPool2d(std::array<std::size_t, 2> kernel_size, std::array<std::size_t, 2> stride = {0, 0},
                        std::array<std::size_t, 2> padding = {0, 0});
     /// A square window.
     explicit MaxPool2d(std::size_t kernel_size, std::size_t stride = 0, std::size_t padding = 0)
         : MaxPool2d({kernel_size, kernel_size}, {stride, stride}, {padding, padding})
     {}
+    /// tg::max_pool2d of x [N, C, H, W] with the layer's kernel, stride and padding.
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "MaxPool2d"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
@@ -626,13 +722,16 @@ private:
 /// tg::avg_pool2d as a layer (stride {0, 0}: the kernel size; padding counts in the average).
 template <class T> class AvgPool2d : public Module<T> {
 public:
+    /// Throws tg::Error when a kernel size is 0.
     explicit AvgPool2d(std::array<std::size_t, 2> kernel_size, std::array<std::size_t, 2> stride = {0, 0},
                        std::array<std::size_t, 2> padding = {0, 0});
     /// A square window.
     explicit AvgPool2d(std::size_t kernel_size, std::size_t stride = 0, std::size_t padding = 0)
         : AvgPool2d({kernel_size, kernel_size}, {stride, stride}, {padding, padding})
     {}
+    /// tg::avg_pool2d of x [N, C, H, W] with the layer's kernel, stride and padding.
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "AvgPool2d"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
@@ -644,8 +743,11 @@ private:
 /// tg::adaptive_avg_pool2d as a layer.
 template <class T> class AdaptiveAvgPool2d : public Module<T> {
 public:
+    /// Pools to output_size (height, width); throws tg::Error when either is 0.
     explicit AdaptiveAvgPool2d(std::array<std::size_t, 2> output_size);
+    /// tg::adaptive_avg_pool2d of x [N, C, H, W]: [N, C, output_size[0], output_size[1]].
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "AdaptiveAvgPool2d"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
@@ -661,19 +763,30 @@ private:
 /// running ones. BatchNorm1d takes [N, C] or [N, C, L], BatchNorm2d [N, C, H, W].
 template <class T> class BatchNorm : public Module<T> {
 public:
+    /// x normalised per channel (axis 1), then scaled by weight and shifted by bias; in training mode with running
+    /// statistics also updates them and counts the batch. Throws tg::Error when x is not of the layer's rank or its
+    /// axis 1 is not num_features().
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
+    /// The number of channels, C.
     std::size_t num_features() const noexcept { return features_; }
+    /// The scale parameter, [C]; undefined without affine.
     const Var<T>& weight() const noexcept { return this->own_parameter_if(affine_, 0); }
+    /// The shift parameter, [C]; undefined without affine.
     const Var<T>& bias() const noexcept { return this->own_parameter_if(affine_, 1); }
     /// The running statistics (empty without track_running_stats).
     const xt::xarray<T>& running_mean() const noexcept;
+    /// The running variance, [C] (empty without track_running_stats).
     const xt::xarray<T>& running_var() const noexcept;
+    /// How many training batches updated the running statistics (0 without track_running_stats).
     std::int64_t num_batches_tracked() const noexcept { return track_ ? this->own_count(2) : 0; }
     std::string type_name() const override { return name_; }
     std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
 
 protected:
+    /// For BatchNorm1d and BatchNorm2d: `name` in errors and summaries, inputs of rank min_rank to max_rank. Throws
+    /// tg::Error when num_features is 0, eps is not positive or momentum is outside [0, 1].
     BatchNorm(const char* name, std::size_t min_rank, std::size_t max_rank, std::size_t num_features, double eps,
               double momentum, bool affine, bool track_running_stats);
 
@@ -684,16 +797,22 @@ private:
     bool affine_, track_;
 };
 
+/// BatchNorm over [N, C] or [N, C, L] (torch.nn.BatchNorm1d).
 template <class T> class BatchNorm1d : public BatchNorm<T> {
 public:
+    /// C = num_features channels; momentum weighs the new batch's statistics in the running ones; eps is added to the
+    /// variance. Throws tg::Error when num_features is 0, eps is not positive or momentum is outside [0, 1].
     explicit BatchNorm1d(std::size_t num_features, double eps = 1e-5, double momentum = 0.1, bool affine = true,
                          bool track_running_stats = true)
         : BatchNorm<T>("BatchNorm1d", 2, 3, num_features, eps, momentum, affine, track_running_stats)
     {}
 };
 
+/// BatchNorm over [N, C, H, W] (torch.nn.BatchNorm2d).
 template <class T> class BatchNorm2d : public BatchNorm<T> {
 public:
+    /// C = num_features channels; momentum weighs the new batch's statistics in the running ones; eps is added to the
+    /// variance. Throws tg::Error when num_features is 0, eps is not positive or momentum is outside [0, 1].
     explicit BatchNorm2d(std::size_t num_features, double eps = 1e-5, double momentum = 0.1, bool affine = true,
                          bool track_running_stats = true)
         : BatchNorm<T>("BatchNorm2d", 4, 4, num_features, eps, momentum, affine, track_running_stats)
@@ -704,10 +823,15 @@ public:
 /// (zeros) of that shape when `elementwise_affine`.
 template <class T> class LayerNorm : public Module<T> {
 public:
+    /// eps is added to the variance; throws tg::Error when normalized_shape is empty or eps is not positive.
     explicit LayerNorm(std::vector<std::size_t> normalized_shape, double eps = 1e-5, bool elementwise_affine = true);
+    /// x normalised over its trailing axes normalized_shape, then scaled by weight and shifted by bias (x's shape).
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
+    /// The scale parameter, of normalized_shape; undefined without elementwise_affine.
     const Var<T>& weight() const noexcept { return this->own_parameter_if(affine_, 0); }
+    /// The shift parameter, of normalized_shape; undefined without elementwise_affine.
     const Var<T>& bias() const noexcept { return this->own_parameter_if(affine_, 1); }
     std::string type_name() const override { return "LayerNorm"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
@@ -722,13 +846,17 @@ private:
 /// (tg::embedding); weight N(0, 1), as torch.nn.Embedding.
 template <class T> class Embedding : public Module<T> {
 public:
+    /// Throws tg::Error when num_embeddings or embedding_dim is 0.
     Embedding(std::size_t num_embeddings, std::size_t embedding_dim, Generator& gen = default_generator());
     /// The rows for `indices` (any shape): shape indices.shape + [embedding_dim].
     Var<T> forward(const xt::xarray<std::int64_t>& indices);
+    /// Same as forward(indices).
     Var<T> operator()(const xt::xarray<std::int64_t>& indices) { return forward(indices); }
     /// The same for indices held in a Var (as in a Sequential); its values must be integers.
     Var<T> forward(const Var<T>& indices);
+    /// Same as forward(indices).
     Var<T> operator()(const Var<T>& indices) { return forward(indices); }
+    /// The table, [num_embeddings, embedding_dim].
     const Var<T>& weight() const noexcept { return this->own_parameter(0); }
     std::string type_name() const override { return "Embedding"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return dim_; }
@@ -740,8 +868,11 @@ private:
 /// Flattens axes start_dim..end_dim into one (tg::flatten); by default everything but the batch axis.
 template <class T> class Flatten : public Module<T> {
 public:
+    /// Axes may be negative (counted from the end).
     explicit Flatten(std::ptrdiff_t start_dim = 1, std::ptrdiff_t end_dim = -1) : start_(start_dim), end_(end_dim) {}
+    /// tg::flatten(x, start_dim, end_dim).
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "Flatten"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t>) const override { return std::nullopt; }
@@ -754,15 +885,21 @@ private:
 /// rest by 1 / (1 - p); identity in eval(). Masks come from its own seeded generator.
 template <class T> class Dropout2d : public Module<T> {
 public:
+    /// Seeded from the thread's default generator (see tg::manual_seed); throws tg::Error unless 0 <= p < 1.
     explicit Dropout2d(double p = 0.5);
+    /// Seeded explicitly; throws tg::Error unless 0 <= p < 1.
     Dropout2d(double p, std::uint64_t seed);
+    /// In training mode with p > 0, tg::dropout2d(x, p, generator()) (x is [N, C, ...]); otherwise x itself.
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "Dropout2d"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
+    /// The probability of dropping a channel.
     double p() const noexcept { return p_; }
     /// The mask generator, registered as "generator" (its state goes into training checkpoints).
     Generator& generator() noexcept { return this->own_generator(0); }
+    /// The mask generator, read-only.
     const Generator& generator() const noexcept { return this->own_generator(0); }
 
 private:
@@ -772,8 +909,11 @@ private:
 /// max(x, 0) + negative_slope * min(x, 0) as a layer.
 template <class T> class LeakyReLU : public Module<T> {
 public:
+    /// The slope for negative x.
     explicit LeakyReLU(double negative_slope = 0.01) : slope_(negative_slope) {}
+    /// tg::leaky_relu(x, negative_slope), elementwise, any shape.
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "LeakyReLU"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
@@ -785,7 +925,9 @@ private:
 /// x Phi(x) (the exact GELU) as a layer.
 template <class T> class GELU : public Module<T> {
 public:
+    /// tg::gelu(x), elementwise, any shape.
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "GELU"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }
@@ -794,7 +936,9 @@ public:
 /// x sigmoid(x) as a layer.
 template <class T> class SiLU : public Module<T> {
 public:
+    /// tg::silu(x), elementwise, any shape.
     Var<T> forward(const Var<T>& x);
+    /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }
     std::string type_name() const override { return "SiLU"; }
     std::optional<std::size_t> output_features(std::optional<std::size_t> in) const override { return in; }

@@ -94,9 +94,12 @@ public:
 /// What an op's forward and its fused backward kernel see: values as arrays.
 template <class T> class OpContext {
 public:
+    /// The array type of inputs, output and gradients.
     using array_type = xt::xarray<T>;
+    /// Their shape type.
     using shape_type = typename array_type::shape_type;
 
+    /// Built by tg::record and the backward around one op call; ops only use the context they are given.
     OpContext(const char* name, detail::Node<T>* const* inputs, std::size_t n, detail::Node<T>* out,
               std::vector<array_type>* saved, std::vector<xt::xarray<std::int64_t>>* saved_indices, bool recording,
               const detail::Entry<T>* entry, bool check_finite) noexcept
@@ -107,7 +110,9 @@ public:
     /// The op's name, for error messages.
     const char* name() const noexcept { return name_; }
 
+    /// The number of inputs.
     std::size_t num_inputs() const noexcept { return n_; }
+    /// Input i's value (0 <= i < num_inputs(); not checked).
     const array_type& input(std::size_t i) const noexcept { return inputs_[i]->value; }
 
     /// Forward: the output, resized to `shape` when its shape differs (the contents are then
@@ -119,6 +124,7 @@ public:
         if (!detail::shapes_equal(y.shape(), shape)) detail::acquire(y, shape_type(shape.begin(), shape.end()));
         return y;
     }
+    /// The same, for a shape written as a braced list.
     array_type& output(std::initializer_list<std::size_t> shape)
     {
         array_type& y = out_->value;
@@ -128,6 +134,7 @@ public:
     /// The output as it is: assign to it with `xt::noalias(c.output()) = ...` (which sizes
     /// it); in backward, the saved output.
     array_type& output() noexcept { return out_->value; }
+    /// The output, read-only.
     const array_type& output() const noexcept { return out_->value; }
 
     /// Values kept for the backward, as many as the op needs (slot k is created on first
@@ -224,6 +231,7 @@ private:
 /// (create_graph), so the gradients it adds can be differentiated again.
 template <class T> class VjpContext {
 public:
+    /// The shape type of values.
     using shape_type = typename xt::xarray<T>::shape_type;
 
     /// A rule run for a first-order backward (values only, written through `arrays`).
@@ -235,7 +243,9 @@ public:
         : e_(e), grad_out_(grad_out), arrays_(nullptr), sink_(sink)
     {}
 
+    /// The op's name, for error messages.
     const char* name() const noexcept { return e_.name; }
+    /// The number of inputs.
     std::size_t num_inputs() const noexcept { return e_.inputs.size(); }
 
     /// Input i, as a Var that ops can use.
@@ -252,6 +262,8 @@ public:
     const Var<T>& grad_out() const noexcept { return grad_out_; }
     /// What the forward saved.
     const xt::xarray<T>& saved(std::size_t k) const { return e_.saved.at(k); }
+    /// What the forward saved as integer indices (argmax positions, gathered rows); throws std::out_of_range if slot k
+    /// was never written.
     const xt::xarray<std::int64_t>& saved_indices(std::size_t k) const { return e_.saved_indices.at(k); }
 
     /// Whether input i wants a gradient.

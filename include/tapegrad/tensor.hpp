@@ -48,6 +48,7 @@ template <class T = float> Var<T> arange(double start, double end, double step =
 /// `tg::reshape(x, {-1, 4})` both pick the braced overload below.
 class ShapeDim {
 public:
+    /// Any integer but bool; a negative one is kept as negative_size() (reshape accepts only -1).
     template <class I, class = std::enable_if_t<std::is_integral<I>::value && !std::is_same<I, bool>::value>>
     constexpr ShapeDim(I value) noexcept  // implicit: the elements of a braced list convert
     {
@@ -83,7 +84,7 @@ template <class T> Var<T> reshape(const Var<T>& x, std::initializer_list<ShapeDi
 // --- printing ----------------------------------------------------------------------------
 
 /// Writes the Var as torch prints a tensor: its values, nested by dimension, in one format
-/// for all elements (integers as `1.`, otherwise 4 decimals, or scientific notation when
+/// for all elements (integers as "1.", otherwise 4 decimals, or scientific notation when
 /// the magnitudes span more than 1000x or leave [1e-4, 1e8]), long dimensions summarised
 /// with `...` beyond 1000 elements, then its shape, its dtype (float32 or float64) and
 /// whether it requires grad: `tensor([[ 0.5000, -1.2500]], shape=[1, 2], dtype=float32)`.

@@ -46,17 +46,20 @@ namespace tg::testing {
 struct CheckCount {
     std::string check;     ///< the check's name, e.g. "gradcheck"
     std::size_t runs = 0;  ///< samples (or error inputs) it ran on
+    /// how many of those runs failed
     std::size_t failed = 0;
 };
 
 /// What check_op found. Converts to bool (true when every check passed).
 struct CheckReport {
+    /// Whether every check passed.
     bool ok = true;
-    /// One readable line per failure: `<op>: <check> on '<sample>': <detail>`, the detail
+    /// One readable line per failure: "<op>: <check> on '<sample>': <detail>", the detail
     /// saying which input and element disagree and by how much, or what was thrown.
     std::vector<std::string> failures;
     /// Every check that ran, in order, with its counts.
     std::vector<CheckCount> checks;
+    /// ok.
     explicit operator bool() const { return ok; }
 };
 

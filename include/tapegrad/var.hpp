@@ -166,20 +166,27 @@ template <class T> class Var {
                   "tg::Var<T>: T must be float or double");
 
 public:
+    /// The scalar type, float or double.
     using value_type = T;
+    /// The array type of values and gradients.
     using array_type = xt::xarray<T>;
+    /// The shape type of those arrays.
     using shape_type = typename array_type::shape_type;
 
     /// An undefined Var; every use but assignment throws.
     Var() noexcept = default;
+    /// Another handle to the same node (value, gradient and graph are shared, not copied).
     Var(const Var& other) noexcept : node_(other.node_), tape_(other.tape_), pass_(other.pass_) { retain(); }
+    /// Takes over other's node; other becomes undefined.
     Var(Var&& other) noexcept : node_(other.node_), tape_(other.tape_), pass_(other.pass_) { other.node_ = nullptr; }
+    /// Makes this a handle to other's node, releasing the node it held.
     Var& operator=(const Var& other) noexcept
     {
         Var copy(other);
         swap(copy);
         return *this;
     }
+    /// Takes over other's node, releasing the node it held; other becomes undefined.
     Var& operator=(Var&& other) noexcept
     {
         Var moved(std::move(other));
@@ -188,6 +195,7 @@ public:
     }
     ~Var() { release(); }
 
+    /// Exchanges the nodes two handles refer to.
     void swap(Var& other) noexcept
     {
         std::swap(node_, other.node_);
@@ -226,13 +234,17 @@ public:
     /// grad() does when there is no gradient.
     Var grad_var() const;
 
+    /// The value's shape. Throws tg::Error if the Var is undefined or stale (as do size() and dim()).
     const shape_type& shape() const { return node("shape")->value.shape(); }
+    /// The number of elements.
     std::size_t size() const { return node("size")->value.size(); }
+    /// The rank (number of axes); 0 for a scalar.
     std::size_t dim() const { return node("dim")->value.dimension(); }
 
     /// The single element of a one-element Var (e.g. a loss).
     T item() const;
 
+    /// True when gradients flow to this Var: a parameter, or an op output with such an input.
     bool requires_grad() const { return node("requires_grad")->requires_grad; }
 
     /// True for parameters and constants (values not produced by a recorded op).

@@ -7,6 +7,7 @@
 namespace tg {
 
 //! public
+///@{
 /// a + b, broadcast (also operator+, and either side a scalar).
 template <class T> Var<T> add(const Var<T>& a, const Var<T>& b);
 template <class T> Var<T> add(const Var<T>& a, detail::scalar_t<T> b);
@@ -23,6 +24,7 @@ template <class T> Var<T> operator+(detail::scalar_t<T> a, const Var<T>& b)
 {
     return add(a, b);
 }
+///@}
 //! end
 
 namespace {

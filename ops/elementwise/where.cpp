@@ -9,10 +9,13 @@
 namespace tg {
 
 //! public
+///@{
 /// cond ? a : b elementwise, with cond, a and b broadcast together (numpy.where).
 template <class T> Var<T> where(const xt::xarray<bool>& cond, const Var<T>& a, const Var<T>& b);
 template <class T> Var<T> where(const xt::xarray<bool>& cond, const Var<T>& a, detail::scalar_t<T> b);
 template <class T> Var<T> where(const xt::xarray<bool>& cond, detail::scalar_t<T> a, const Var<T>& b);
+///@}
+///@{
 /// Elementwise comparisons of values (broadcast): masks for where(), not differentiable.
 template <class T> xt::xarray<bool> operator>(const Var<T>& a, detail::scalar_t<T> b);
 template <class T> xt::xarray<bool> operator<(const Var<T>& a, detail::scalar_t<T> b);
@@ -20,6 +23,7 @@ template <class T> xt::xarray<bool> operator>=(const Var<T>& a, detail::scalar_t
 template <class T> xt::xarray<bool> operator<=(const Var<T>& a, detail::scalar_t<T> b);
 template <class T> xt::xarray<bool> operator>(const Var<T>& a, const Var<T>& b);
 template <class T> xt::xarray<bool> operator<(const Var<T>& a, const Var<T>& b);
+///@}
 //! end
 
 namespace {

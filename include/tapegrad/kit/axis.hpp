@@ -30,7 +30,10 @@ template <class S> std::size_t resolve(const char* op, const S& shape, std::ptrd
 
 /// An array of some shape seen as [outer, len, inner] around `axis`.
 struct Split {
+    ///@{
+    /// The axis (non-negative), the product of the sizes before it, its size, and the product of the sizes after it.
     std::size_t axis = 0, outer = 1, len = 1, inner = 1;
+    ///@}
 };
 
 /// Resolves a possibly negative axis; throws `<op>: axis 2 is out of range for shape [3, 4]`.

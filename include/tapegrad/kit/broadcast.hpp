@@ -21,6 +21,7 @@
 
 namespace tg::broadcast {
 
+/// A tensor shape, as xtensor stores it.
 using Shape = xt::xarray<double>::shape_type;
 
 /// Whether `in` broadcasts to `out` (numpy rules: align at the end, dims equal or 1).
@@ -113,26 +114,34 @@ template <class S1, class S2> Kind classify(const S1& in, std::size_t in_size, c
 }
 
 // Argument wrappers: an output-sized array, a row repeated per output row, a scalar.
+/// An output-sized input: element i of the output reads p[i].
 template <class T> struct Full {
+    /// The input's first element.
     const T* p;
 };
+/// An input that repeats once per output row: every row reads p[0 .. m).
 template <class T> struct Row {
+    /// The row's first element.
     const T* p;
 };
 
+/// Where an output-sized input starts for the output elements from `off` on.
 template <class T> inline const T* at(Full<T> a, std::size_t off) noexcept
 {
     return a.p + off;
 }
+/// A row input at any row: the row itself.
 template <class T> inline const T* at(Row<T> a, std::size_t) noexcept
 {
     return a.p;
 }
+/// A scalar input at any offset: the same scalar.
 template <class T> inline kernel::Bcast<T> at(kernel::Bcast<T> a, std::size_t) noexcept
 {
     return a;
 }
 
+/// Whether an argument wrapper is a Row (then run() loops row by row).
 template <class A> struct is_row : std::false_type {};
 template <class T> struct is_row<Row<T>> : std::true_type {};
 
@@ -167,14 +176,27 @@ template <class T, class K> void with_kind(Kind kind, const T* p, K&& k)
 /// How two inputs of a binary op map onto their broadcast output: the shape, each input's
 /// kind, the row length, and materialised copies of inputs in the general case.
 template <class T> struct Plan {
+    /// The broadcast output shape.
     Shape shape;
+    /// Number of output elements.
     std::size_t n = 0;
+    /// Row length of a suffix input (1 when there is none).
     std::size_t m = 1;
+    ///@{
+    /// How input a (ka) and input b (kb) map onto the output.
     Kind ka = Kind::full, kb = Kind::full;
+    ///@}
+    /// Input a's data (or its materialised copy).
     const T* a = nullptr;
+    /// Input b's data (or its materialised copy).
     const T* b = nullptr;
+    ///@{
+    /// Inputs repeated out to the output's shape, only in the general case.
     std::optional<xt::xarray<T>> a_full, b_full;  // only in the general case
+    ///@}
 
+    /// Plans a op b; throws tg::Error naming `op` and both shapes when they do not broadcast. The arrays must
+    /// outlive the plan.
     Plan(const char* op, const xt::xarray<T>& xa, const xt::xarray<T>& xb)
     {
         a = xa.data();

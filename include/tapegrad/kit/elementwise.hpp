@@ -93,6 +93,7 @@ template <class T> struct scalar_of<Var<T>> {
 /// The scalar type behind V (T for T, batch<T> and Var<T>); not deduced from arguments.
 template <class V> using scalar_of_t = typename detail::scalar_of<V>::type;
 
+/// Enables an overload only for arithmetic T (a plain scalar, not a batch or a Var).
 template <class T> using if_scalar = std::enable_if_t<std::is_arithmetic<T>::value, int>;
 
 namespace detail {
@@ -145,6 +146,7 @@ template <class A> inline xsimd::batch<float, A> erfc(const xsimd::batch<float, 
 }
 }  // namespace detail
 
+/// Declares the scalar, batch and Var overloads of one tg::fn function (undefined again below).
 #define TAPEGRAD_FN_UNARY(NAME, SCALAR_EXPR, BATCH_EXPR)                                                               \
     template <class T, if_scalar<T> = 0> inline T NAME(T x)                                                            \
     {                                                                                                                  \
@@ -159,6 +161,9 @@ template <class A> inline xsimd::batch<float, A> erfc(const xsimd::batch<float, 
         return ::tg::NAME(x);                                                                                          \
     }
 
+///@{
+/// exp, log, sqrt, tanh, sigmoid, abs, sin, cos, log1p and expm1 of a scalar (std::), of an xsimd batch (double
+/// exp, expm1 and tanh clamped where they have saturated, so NaN and +-inf stay defined) or of a Var (the tg op).
 TAPEGRAD_FN_UNARY(exp, std::exp(x), detail::exp(x))
 TAPEGRAD_FN_UNARY(log, std::log(x), xsimd::log(x))
 TAPEGRAD_FN_UNARY(sqrt, std::sqrt(x), xsimd::sqrt(x))
@@ -169,8 +174,10 @@ TAPEGRAD_FN_UNARY(sin, std::sin(x), xsimd::sin(x))
 TAPEGRAD_FN_UNARY(cos, std::cos(x), xsimd::cos(x))
 TAPEGRAD_FN_UNARY(log1p, std::log1p(x), xsimd::log1p(x))
 TAPEGRAD_FN_UNARY(expm1, std::expm1(x), detail::expm1(x))
+///@}
 #undef TAPEGRAD_FN_UNARY
 
+///@{
 /// erfc(x) = 1 - erf(x), without the cancellation of 1 - erf(x) where erf(x) is close to 1
 /// (so 0.5 erfc(-x / sqrt(2)) is the normal CDF far into its lower tail). xsimd's erfc is
 /// good to 5e-15 relative for x < 2, 4e-12 up to 10 and 6e-9 beyond (where erfc < 1e-45).
@@ -184,7 +191,9 @@ template <class T, class A> inline xsimd::batch<T, A> erfc(const xsimd::batch<T,
 {
     return detail::erfc(x);
 }
+///@}
 
+///@{
 /// Whether x is NaN, as a mask for where(): a bool, a batch_bool, or for a Var an
 /// xt::xarray<bool> of its shape (not differentiable).
 template <class T, if_scalar<T> = 0> inline bool isnan(T x)
@@ -199,7 +208,9 @@ template <class T> inline xt::xarray<bool> isnan(const Var<T>& x)
 {
     return xt::isnan(x.value());
 }
+///@}
 
+///@{
 /// a == b elementwise, as a mask for where() (false where either is NaN); b may be a
 /// literal. For Vars the mask has the broadcast shape of a and b.
 template <class A, class B, if_scalar<A> = 0, if_scalar<B> = 0> inline bool equal(A a, B b)
@@ -225,7 +236,9 @@ template <class T> inline xt::xarray<bool> equal(const Var<T>& a, ::tg::detail::
 {
     return detail::compare("equal", a.value(), xt::xarray<T>(b), [](T u, T w) { return u == w; });
 }
+///@}
 
+///@{
 /// x ** p for a scalar exponent.
 template <class T, if_scalar<T> = 0> inline T pow(T x, T p)
 {
@@ -235,7 +248,9 @@ template <class T> inline Var<T> pow(const Var<T>& x, T p)
 {
     return ::tg::pow(x, p);
 }
+///@}
 
+///@{
 /// a ** b, elementwise, both operands varying: std::pow lane by lane, so that the edge values
 /// are C's (and PyTorch's): 0 ** b is +-inf for b < 0, a ** 0 and 1 ** b are 1 even for NaN.
 /// (xsimd::pow is exp(b log|a|), which gets those edges wrong and, for double, reaches the
@@ -254,13 +269,15 @@ template <class T> inline Var<T> pow(const Var<T>& a, const Var<T>& b)
 {
     return ::tg::pow(a, b);
 }
-// The scalar exponent goes through the same edge handling, so that the SIMD body and the
-// scalar tail of a kernel agree (0 ** -1.5 is inf in both).
+///@}
+/// x ** p for a scalar exponent, on a batch: the same edge handling as a ** b, so that the SIMD body and the
+/// scalar tail of a kernel agree (0 ** -1.5 is inf in both).
 template <class T, class A> inline xsimd::batch<T, A> pow(const xsimd::batch<T, A>& x, T p)
 {
     return fn::pow(x, xsimd::batch<T, A>(p));
 }
 
+///@{
 /// The smaller and the larger of a and b, elementwise; NaN when either is NaN (as
 /// torch.minimum and torch.maximum, unlike std::min and xsimd::min).
 template <class T, if_scalar<T> = 0> inline T minimum(T a, T b)
@@ -287,7 +304,9 @@ template <class T> inline Var<T> maximum(const Var<T>& a, const Var<T>& b)
 {
     return ::tg::maximum(a, b);
 }
+///@}
 
+///@{
 /// cond ? a : b, elementwise; the condition comes from a comparison of the same kind of
 /// value (`x > 0` is a bool, a batch_bool, or for a Var an xt::xarray<bool>), and either
 /// branch may be a literal (`where(x > 0, g, 0)`). For Vars the gradient flows to the
@@ -327,6 +346,7 @@ template <class T> inline Var<T> where(const xt::xarray<bool>& c, ::tg::detail::
 {
     return ::tg::where(c, a, b);
 }
+///@}
 
 }  // namespace tg::fn
 
@@ -336,6 +356,7 @@ namespace tg::elementwise {
 /// `template <class V> V f(const V& x) const` and
 /// `template <class V> V df(const V& grad_out, const V& x, const V& y) const`.
 template <class Derived> struct Unary {
+    /// y = f(x), evaluated on SIMD batches in one pass.
     template <class T> void forward(OpContext<T>& c) const
     {
         const auto& x = c.input(0);
@@ -343,6 +364,7 @@ template <class Derived> struct Unary {
         kernel::map<false>(
             x.size(), y.data(), [d = self()](auto v) { return d.f(v); }, x.data());
     }
+    /// The fused first-order backward: grad_x += df(grad_out, x, y) on SIMD batches.
     template <class T> void backward(OpContext<T>& c) const
     {
         const auto& x = c.input(0);
@@ -354,6 +376,7 @@ template <class Derived> struct Unary {
                 y);
         });
     }
+    /// The vjp rule: df on Vars, so that the gradient is recorded and can be differentiated again.
     template <class T> void vjp(VjpContext<T>& v) const
     {
         if (v.needs_grad(0)) v.add_grad(0, self().df(v.grad_out(), v.input(0), v.output()));
@@ -366,12 +389,14 @@ private:
 /// A broadcasting binary elementwise op y = f(a, b), grad_a = da(grad_out, a, b, y),
 /// grad_b = db(grad_out, a, b, y) (each summed back to its input's shape by the kit).
 template <class Derived> struct Binary {
+    /// y = f(a, b) over the broadcast shape of a and b; throws tg::Error when the shapes do not broadcast.
     template <class T> void forward(OpContext<T>& c) const
     {
         const broadcast::Plan<T> p(c.name(), c.input(0), c.input(1));
         auto& y = c.output(p.shape);
         p.eval(false, y.data(), [d = self()](auto a, auto b) { return d.f(a, b); });
     }
+    /// The fused first-order backward: da and db on SIMD batches, each reduced to its input's shape.
     template <class T> void backward(OpContext<T>& c) const
     {
         const broadcast::Plan<T> p(c.name(), c.input(0), c.input(1));
@@ -386,6 +411,7 @@ template <class Derived> struct Binary {
                 add, dst, [d = self()](auto gv, auto yv, auto a, auto b) { return d.db(gv, a, b, yv); }, g, y);
         });
     }
+    /// The vjp rule: da and db on Vars (for the inputs that need a gradient), so that they can be differentiated again.
     template <class T> void vjp(VjpContext<T>& v) const
     {
         const Var<T> g = v.grad_out(), a = v.input(0), b = v.input(1), y = v.output();

@@ -15,13 +15,17 @@
 
 namespace tg::kernel {
 
+/// The SIMD batch of T for the architecture the library is compiled for.
 template <class T> using batch = xsimd::batch<T>;
 
 /// A scalar broadcast to every element.
 template <class T> struct Bcast {
+    /// The value.
     T v;
 };
 
+///@{
+/// The SIMD batch of an argument at element i: loaded from p + i (unaligned), or the broadcast scalar.
 template <class T> inline batch<T> vload(const T* p, std::size_t i) noexcept
 {
     return batch<T>::load_unaligned(p + i);
@@ -30,6 +34,9 @@ template <class T> inline batch<T> vload(Bcast<T> s, std::size_t) noexcept
 {
     return batch<T>(s.v);
 }
+///@}
+///@{
+/// The scalar of an argument at element i: p[i], or the broadcast scalar.
 template <class T> inline T sload(const T* p, std::size_t i) noexcept
 {
     return p[i];
@@ -39,6 +46,7 @@ template <class T> inline T sload(Bcast<T> s, std::size_t) noexcept
     return s.v;
 }
 
+///@}
 /// y[i] = f(args[i]...) (or y[i] += ... when Add), for i in [0, n).
 template <bool Add, class T, class F, class... A> inline void map(std::size_t n, T* y, F f, A... args) noexcept
 {

@@ -23,6 +23,7 @@ template <class T> Var<T> transpose(const Var<T>& x);  // for the transposed sam
 
 namespace tg::samples {
 
+/// A tensor shape.
 using Shape = std::vector<std::size_t>;
 
 /// A PyTorch expression from a pattern: "{0}", "{1}", ... become args[0], args[1], ...

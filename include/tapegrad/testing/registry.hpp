@@ -28,10 +28,15 @@ namespace tg {
 /// call itself for both scalar types, and an independent computation of the expected
 /// forward value (a plain formula on arrays, or values from PyTorch).
 struct OpSample {
+    /// A short description shown in failures, e.g. the shapes ("(3,4) with (4,)").
     std::string label;
+    /// The input values, float64.
     std::vector<xt::xarray<double>> inputs;
+    /// The call, in float64.
     std::function<Var<double>(const std::vector<Var<double>>&)> f64;
+    /// The same call, in float32.
     std::function<Var<float>(const std::vector<Var<float>>&)> f32;
+    /// The expected forward value from the inputs, computed independently of the op.
     std::function<xt::xarray<double>(const std::vector<xt::xarray<double>>&)> reference;
     /// The same call in PyTorch, a Python expression over the float64 input tensors x[0],
     /// x[1], ... (e.g. "torch.sum(x[0], dim=1)"). scripts/update-op-reference evaluates it
@@ -88,8 +93,11 @@ template <class F> OpSample make_sample(std::string label, std::vector<xt::xarra
 /// the call through), in float64 and again in float32.
 struct ErrorInput {
     std::string label;  ///< what is wrong with the call, e.g. "inner dimensions differ"
+    /// The input values, float64 (converted for the float32 call).
     std::vector<xt::xarray<double>> inputs;
+    /// The call, in float64.
     std::function<void(const std::vector<Var<double>>&)> f64;
+    /// The same call, in float32.
     std::function<void(const std::vector<Var<float>>&)> f32;
     std::string message;  ///< a part of the expected message; empty: any message naming the op
 };
@@ -114,7 +122,9 @@ ErrorInput make_error_input(std::string label, std::vector<xt::xarray<double>> i
 /// scalars with inputs drawn inside the op's domain, and a generator of error inputs
 /// (empty, or returning none, for an op that accepts every call its signature allows).
 struct OpInfo {
+    /// The op's registered name.
     std::string name;
+    /// Draws the op's sample calls from the given engine.
     std::function<std::vector<OpSample>(std::mt19937_64&)> samples;
     /// (Default-initialised, so that `OpInfo{name, samples}` still compiles without warnings.)
     std::function<std::vector<ErrorInput>()> error_inputs = {};
@@ -222,3 +232,10 @@ bool register_op_at_start(OpInfo info);
 /// that follows returns std::vector<tg::ErrorInput>.
 #define TAPEGRAD_REGISTER_ERROR_INPUTS(NAME)                                                                           \
     static std::vector<::tg::ErrorInput> TAPEGRAD_OP_CAT(tapegrad_error_inputs_, NAME)()
+
+/// \def TAPEGRAD_OP_CAT(a, b)
+/// Pastes a and b into one identifier after expanding them (registration names from TAPEGRAD_OP_ID).
+
+/// \def TAPEGRAD_OP_ERROR_INPUTS()
+/// In a built-in op's file in ops/, after TAPEGRAD_OP_SAMPLES: the body of the op's error-input generator,
+/// returning std::vector<tg::ErrorInput> (see TAPEGRAD_OP_SAMPLES).
