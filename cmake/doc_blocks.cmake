@@ -146,7 +146,7 @@ set(content "// Generated from ${PAGE} by cmake/doc_blocks.cmake: its ${block_co
 string(APPEND content "#include \"doc_blocks.hpp\"\n\n${include_text}\n\n${body}")
 string(APPEND content "static const tg_doc::Page page_${stem}(\"${PAGE}\", {\n${entries}});\n")
 
-# Unchanged output keeps its time stamp, so an edit of the page's prose recompiles nothing.
+# Unchanged output keeps its time stamp: an edit that moves no block recompiles nothing.
 if(EXISTS "${OUT}")
   file(READ "${OUT}" old)
   if(old STREQUAL content)
