@@ -2,11 +2,13 @@
 # needs to know about the ops, so that a new op touches no other file:
 #   - the public header tapegrad/ops.hpp: each file's `//! public` ... `//! end` block;
 #   - builtin_ops.inc: one registration call per file (a file without one does not link);
-#   - the README's op table: one row per op (name, family, the block's first doc line).
+#   - the op table of docs/ops.md: one row per op (name, family, the block's first doc line).
 #
 #   cmake -DOPS_DIR=ops -DHEADER=out/ops.hpp -DLIST=out/builtin_ops.inc -P generate_ops.cmake
-#   cmake -DOPS_DIR=ops -DREADME=README.md -DMODE=check  -P generate_ops.cmake   (fails if stale)
-#   cmake -DOPS_DIR=ops -DREADME=README.md -DMODE=update -P generate_ops.cmake
+#   cmake -DOPS_DIR=ops -DTABLE_PAGE=docs/ops.md -DMODE=check  -P generate_ops.cmake   (fails if stale)
+#   cmake -DOPS_DIR=ops -DTABLE_PAGE=docs/ops.md -DMODE=update -P generate_ops.cmake
+# The table used to be in the README: -DREADME=<repository>/README.md still works and means
+# the docs/ops.md beside it.
 
 cmake_minimum_required(VERSION 3.18)
 set(families elementwise reduction linalg shape nn loss conv pool)
@@ -88,24 +90,28 @@ ${calls}
 ")
 endif()
 
-if(DEFINED README)
-  file(READ "${README}" readme)
+if(DEFINED README AND NOT DEFINED TABLE_PAGE)
+  get_filename_component(_root "${README}" DIRECTORY)
+  set(TABLE_PAGE "${_root}/docs/ops.md")
+endif()
+if(DEFINED TABLE_PAGE)
+  file(READ "${TABLE_PAGE}" page)
   set(open "<!-- ops table: generated from ops/ by scripts/update-op-table -->\n")
   set(close "<!-- end of ops table -->")
-  string(FIND "${readme}" "${open}" a)
-  string(FIND "${readme}" "${close}" b)
+  string(FIND "${page}" "${open}" a)
+  string(FIND "${page}" "${close}" b)
   if(a EQUAL -1 OR b EQUAL -1)
-    message(FATAL_ERROR "${README}: the op table markers are missing")
+    message(FATAL_ERROR "${TABLE_PAGE}: the op table markers are missing")
   endif()
   string(LENGTH "${open}" open_length)
   math(EXPR start "${a} + ${open_length}")
   math(EXPR length "${b} - ${start}")
-  string(SUBSTRING "${readme}" ${start} ${length} current)
+  string(SUBSTRING "${page}" ${start} ${length} current)
   if(MODE STREQUAL "update")
-    string(SUBSTRING "${readme}" 0 ${start} head)
-    string(SUBSTRING "${readme}" ${b} -1 tail)
-    write_if_changed("${README}" "${head}${table}${tail}")
+    string(SUBSTRING "${page}" 0 ${start} head)
+    string(SUBSTRING "${page}" ${b} -1 tail)
+    write_if_changed("${TABLE_PAGE}" "${head}${table}${tail}")
   elseif(NOT current STREQUAL table)
-    message(FATAL_ERROR "README.md's op table differs from the op files in ops/; run scripts/update-op-table")
+    message(FATAL_ERROR "${TABLE_PAGE}: the op table differs from the op files in ops/; run scripts/update-op-table")
   endif()
 endif()
