@@ -7,8 +7,6 @@
 #   cmake -DOPS_DIR=ops -DHEADER=out/ops.hpp -DLIST=out/builtin_ops.inc -P generate_ops.cmake
 #   cmake -DOPS_DIR=ops -DTABLE_PAGE=docs/ops.md -DMODE=check  -P generate_ops.cmake   (fails if stale)
 #   cmake -DOPS_DIR=ops -DTABLE_PAGE=docs/ops.md -DMODE=update -P generate_ops.cmake
-# The table used to be in the README: -DREADME=<repository>/README.md still works and means
-# the docs/ops.md beside it.
 
 cmake_minimum_required(VERSION 3.18)
 set(families elementwise reduction linalg shape nn loss conv pool)
@@ -90,10 +88,6 @@ ${calls}
 ")
 endif()
 
-if(DEFINED README AND NOT DEFINED TABLE_PAGE)
-  get_filename_component(_root "${README}" DIRECTORY)
-  set(TABLE_PAGE "${_root}/docs/ops.md")
-endif()
 if(DEFINED TABLE_PAGE)
   file(READ "${TABLE_PAGE}" page)
   set(open "<!-- ops table: generated from ops/ by scripts/update-op-table -->\n")

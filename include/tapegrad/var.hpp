@@ -180,6 +180,7 @@ public:
     /// Takes over other's node; other becomes undefined.
     Var(Var&& other) noexcept : node_(other.node_), tape_(other.tape_), pass_(other.pass_) { other.node_ = nullptr; }
     /// Makes this a handle to other's node, releasing the node it held.
+    // NOLINTNEXTLINE(bugprone-unhandled-self-assignment): copy and swap, safe for self-assignment
     Var& operator=(const Var& other) noexcept
     {
         Var copy(other);

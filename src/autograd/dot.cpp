@@ -38,7 +38,7 @@ template <class T> std::string to_dot(const Var<T>& v, const std::vector<std::pa
     auto leaf_id = [&](const Node<T>* n) {
         auto it = ids.find(n);
         if (it != ids.end()) return it->second;
-        const std::string id = "leaf" + std::to_string(ids.size());
+        std::string id = "leaf" + std::to_string(ids.size());
         ids[n] = id;
         std::string label = format_shape(n->value.shape());
         const auto named = name_of.find(n);

@@ -217,6 +217,7 @@ GradcheckResult gradcheck_leaves(const char* who, const LeafEval& f, const std::
                                  const GradcheckOptions& options)
 {
     std::vector<xt::xarray<double>> values;
+    values.reserve(leaves.size());
     for (const auto& leaf : leaves) values.push_back(leaf.value());
     const Names names{parameter_names, outputs_are_gradients};
     return compare<double>(who, f, values, options, &leaves, &names);
@@ -244,6 +245,7 @@ GradcheckResult gradgradcheck(const GradcheckFn& f, const std::vector<xt::xarray
     {
         NoGradGuard guard;
         std::vector<Var<double>> consts;
+        consts.reserve(inputs.size());
         for (const auto& x : inputs) consts.push_back(constant(x));
         const Var<double> y = f(consts);
         if (!y.defined()) throw Error("gradgradcheck: the function returned an undefined Var");
@@ -260,6 +262,7 @@ GradcheckResult gradgradcheck(const GradcheckFn& f, const std::vector<xt::xarray
         const Var<double> y = f(xs);
         if (!y.requires_grad()) {
             std::vector<Var<double>> zeros;
+            zeros.reserve(xs.size());
             for (const auto& x : xs) zeros.push_back(constant(xt::xarray<double>(xt::zeros<double>(x.shape()))));
             return zeros;
         }

@@ -63,14 +63,17 @@ void prepare_for_writing([[maybe_unused]] void* start, [[maybe_unused]] std::siz
 #if defined(__linux__)
     if (start == nullptr || bytes < (std::size_t{4} << 20)) return;
     const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
-    const auto begin = (reinterpret_cast<std::uintptr_t>(start) + page - 1) / page * page;
-    const auto end = (reinterpret_cast<std::uintptr_t>(start) + bytes) / page * page;
-    if (end <= begin) return;
+    // The whole pages inside [start, start + bytes): madvise takes page-aligned ranges only.
+    const std::uintptr_t lead = (page - reinterpret_cast<std::uintptr_t>(start) % page) % page;
+    if (bytes <= lead) return;
+    const std::size_t length = (bytes - lead) / page * page;
+    if (length == 0) return;
+    void* const first = static_cast<char*>(start) + lead;
 #if defined(MADV_HUGEPAGE)
-    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+    madvise(first, length, MADV_HUGEPAGE);
 #endif
 #if defined(MADV_POPULATE_WRITE)
-    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+    madvise(first, length, MADV_POPULATE_WRITE);
 #endif
 #endif
 }

@@ -185,6 +185,7 @@ template <class T> DataParallel<T>::~DataParallel()
     for (const MPI_Request& r : overlap_->requests) in_flight = in_flight || r != MPI_REQUEST_NULL;
     // MPI still writes into the buffers of reductions in flight: they outlive this object.
     if (in_flight) {
+        // NOLINTNEXTLINE(bugprone-unhandled-exception-at-new): in a destructor; out of memory ends the program
         static auto* orphans = new std::vector<std::vector<Bucket>>;
         orphans->push_back(std::move(buckets_));
     }

@@ -114,7 +114,7 @@ CheckpointInfo load_checkpoint(const std::string& path, nn::Module<T>& model, op
 template <class T>
 CheckpointInfo load_checkpoint(const File& f, const std::string& path, nn::Module<T>& model, optim::Optimizer<T>& opt)
 {
-    const CheckpointInfo info = info_of(path, f);
+    CheckpointInfo info = info_of(path, f);
     const auto optimizer = f.metadata.find("optimizer");
     if (optimizer == f.metadata.end() || optimizer->second != opt.name()) {
         throw Error(path + ": the checkpoint holds the state of " +

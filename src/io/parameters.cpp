@@ -135,6 +135,7 @@ template <class T> void load_parameters(const std::string& path, nn::Module<T>& 
     }
     // Convert everything before setting anything, so a failure leaves the model as it was.
     std::vector<xt::xarray<T>> values;
+    values.reserve(params.size());
     for (const auto& [name, var] : params)
         values.push_back(detail::convert<T>(file.tensors.at(name), path + ": parameter " + quote(name)));
     for (std::size_t i = 0; i < params.size(); ++i) params[i].second.set_value(values[i]);

@@ -115,7 +115,7 @@ std::string excerpt(const json& v)
 // "a number", "an array", "null", ... for messages.
 std::string kind(const json& v)
 {
-    const std::string name = v.type_name();
+    std::string name = v.type_name();
     if (v.is_null()) return name;
     return (v.is_object() || v.is_array() ? "an " : "a ") + name;
 }

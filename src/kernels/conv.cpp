@@ -261,11 +261,13 @@ void set_threads([[maybe_unused]] int n)
 #endif
 }
 
+// NOLINTBEGIN(bugprone-macro-parentheses): T names a type
 #define TAPEGRAD_CONV_INSTANTIATE(T)                                                                                   \
     template void forward<T>(const Geometry&, const T*, const T*, const T*, T*, bool);                                 \
     template void input_grad<T>(const Geometry&, const T*, const T*, const T*, T*, bool);                              \
     template void weight_grad<T>(const Geometry&, const T*, const T*, T*, bool);                                       \
     template void channel_sum<T>(const T*, std::size_t, std::size_t, std::size_t, T*, bool);
+// NOLINTEND(bugprone-macro-parentheses)
 TAPEGRAD_CONV_INSTANTIATE(float)
 TAPEGRAD_CONV_INSTANTIATE(double)
 #undef TAPEGRAD_CONV_INSTANTIATE

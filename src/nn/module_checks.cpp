@@ -125,6 +125,7 @@ GradcheckResult gradgradcheck(nn::Module<double>& module, const std::function<Va
         const Var<double> y = call_loss("gradgradcheck", loss);
         if (!y.requires_grad()) {
             std::vector<Var<double>> zeros;
+            zeros.reserve(xs.size());
             for (const auto& x : xs) zeros.push_back(constant(xt::xarray<double>(xt::zeros<double>(x.shape()))));
             return zeros;
         }
@@ -185,10 +186,12 @@ std::map<std::string, xt::xarray<T>> hvp(nn::Module<T>& module, const std::funct
     return out;
 }
 
+// NOLINTBEGIN(bugprone-macro-parentheses): T names a type
 #define TAPEGRAD_MODULE_HVP(T)                                                                                         \
     template std::map<std::string, xt::xarray<T>> hvp<T>(                                                              \
         nn::Module<T>&, const std::function<Var<detail::scalar_t<T>>()>&,                                              \
         const std::map<std::string, xt::xarray<detail::scalar_t<T>>>&);
+// NOLINTEND(bugprone-macro-parentheses)
 TAPEGRAD_MODULE_HVP(float)
 TAPEGRAD_MODULE_HVP(double)
 #undef TAPEGRAD_MODULE_HVP

@@ -459,6 +459,7 @@ StepLR<T>::StepLR(Optimizer<T>& opt, std::uint64_t step_size, double gamma)
 
 template <class T> double StepLR<T>::lr_at(std::uint64_t epoch) const
 {
+    // NOLINTNEXTLINE(bugprone-integer-division): whole steps taken, floor(epoch / step_size) as torch
     return this->base_lr_ * std::pow(gamma_, static_cast<double>(epoch / step_size_));
 }
 
@@ -570,6 +571,7 @@ template <class T> void clip_grad_value(const std::vector<Var<T>>& params, doubl
     }
 }
 
+// NOLINTBEGIN(bugprone-macro-parentheses): T names a type
 #define TAPEGRAD_OPTIM_INSTANTIATE(T)                                                                                  \
     template class Optimizer<T>;                                                                                       \
     template class SGD<T>;                                                                                             \
@@ -582,6 +584,7 @@ template <class T> void clip_grad_value(const std::vector<Var<T>>& params, doubl
     template class ReduceLROnPlateau<T>;                                                                               \
     template double clip_grad_norm<T>(const std::vector<Var<T>>&, double, double);                                     \
     template void clip_grad_value<T>(const std::vector<Var<T>>&, double);
+// NOLINTEND(bugprone-macro-parentheses)
 TAPEGRAD_OPTIM_INSTANTIATE(float)
 TAPEGRAD_OPTIM_INSTANTIATE(double)
 

@@ -195,6 +195,7 @@ Failure check_retain_graph(const OpSample& s, std::mt19937_64& rng)
     const xt::xarray<double> seed = uniform_like(rng, as_vector(y.shape()));
     y.backward(seed, retain_graph);
     std::vector<xt::xarray<double>> once;
+    once.reserve(ps.size());
     for (const auto& p : ps) once.push_back(p.grad());
     y.backward(seed);
     for (std::size_t i = 0; i < ps.size(); ++i) {

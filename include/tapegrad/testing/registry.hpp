@@ -178,6 +178,8 @@ bool register_op_at_start(OpInfo info);
 /// A build that runs no op test (TAPEGRAD_NO_OP_SAMPLES: the ThreadSanitizer build) keeps
 /// the registration but turns both bodies into function templates that are never
 /// instantiated: the op then has no samples, and its file compiles about a third faster.
+// The engine and NAME are declarator names in these macros, where parentheses cannot go.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #ifdef TAPEGRAD_NO_OP_SAMPLES
 #define TAPEGRAD_OP_SAMPLES(RNG)                                                                                       \
     ::tg::OpInfo TAPEGRAD_OP_CAT(tapegrad_op_info_, TAPEGRAD_OP_ID)()                                                  \
@@ -232,6 +234,7 @@ bool register_op_at_start(OpInfo info);
 /// that follows returns std::vector<tg::ErrorInput>.
 #define TAPEGRAD_REGISTER_ERROR_INPUTS(NAME)                                                                           \
     static std::vector<::tg::ErrorInput> TAPEGRAD_OP_CAT(tapegrad_error_inputs_, NAME)()
+// NOLINTEND(bugprone-macro-parentheses)
 
 /// \def TAPEGRAD_OP_CAT(a, b)
 /// Pastes a and b into one identifier after expanding them (registration names from TAPEGRAD_OP_ID).
