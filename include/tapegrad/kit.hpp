@@ -16,6 +16,7 @@
 #include "tapegrad/ops.hpp"
 #include "tapegrad/testing/registry.hpp"
 
+// NOLINTBEGIN(bugprone-macro-parentheses): NAME is the name of a function template here
 /// Instantiates `Var<T> NAME(const Var<T>&)` for float and double.
 #define TAPEGRAD_INSTANTIATE_UNARY(NAME)                                                                               \
     template ::tg::Var<float> NAME<float>(const ::tg::Var<float>&);                                                    \
@@ -29,3 +30,4 @@
     template ::tg::Var<double> NAME<double>(const ::tg::Var<double>&, double);                                         \
     template ::tg::Var<float> NAME<float>(float, const ::tg::Var<float>&);                                             \
     template ::tg::Var<double> NAME<double>(double, const ::tg::Var<double>&);
+// NOLINTEND(bugprone-macro-parentheses)
