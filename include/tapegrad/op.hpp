@@ -118,14 +118,16 @@ public:
     /// Forward: the output, resized to `shape` when its shape differs (the contents are then
     /// unspecified: write every element). Reused pass after pass, so writing the same shape
     /// again allocates nothing.
-    template <class S> array_type& output(const S& shape)
+    /// Inlined into each op's record: it is on the path of every op (as a call, the batched
+    /// build of the op files left it out of line).
+    template <class S> TAPEGRAD_ALWAYS_INLINE array_type& output(const S& shape)
     {
         array_type& y = out_->value;
         if (!detail::shapes_equal(y.shape(), shape)) detail::acquire(y, shape_type(shape.begin(), shape.end()));
         return y;
     }
     /// The same, for a shape written as a braced list.
-    array_type& output(std::initializer_list<std::size_t> shape)
+    TAPEGRAD_ALWAYS_INLINE array_type& output(std::initializer_list<std::size_t> shape)
     {
         array_type& y = out_->value;
         if (!detail::shapes_equal(y.shape(), shape)) detail::acquire(y, shape_type(shape.begin(), shape.end()));

@@ -70,8 +70,10 @@ template <class T> struct Entry {
     Entry& operator=(const Entry&) = delete;
     ~Entry() { clear(); }
 
-    /// Releases the inputs and the op state of the previous use of this entry.
-    void clear() noexcept
+    /// Releases the inputs and the op state of the previous use of this entry. Inlined into
+    /// every op's record (through Tape::append): as a call it cost an elementwise op on a
+    /// one-element tensor 22 more instructions, 5% of its time on the tape.
+    TAPEGRAD_ALWAYS_INLINE void clear() noexcept
     {
         for (Node<T>* n : inputs) {
             if (n->tape == nullptr && --n->refs == 0) delete_leaf(n);
