@@ -147,10 +147,5 @@ string(APPEND content "#include \"doc_blocks.hpp\"\n\n${include_text}\n\n${body}
 string(APPEND content "static const tg_doc::Page page_${stem}(\"${PAGE}\", {\n${entries}});\n")
 
 # Unchanged output keeps its time stamp: an edit that moves no block recompiles nothing.
-if(EXISTS "${OUT}")
-  file(READ "${OUT}" old)
-  if(old STREQUAL content)
-    return()
-  endif()
-endif()
-file(WRITE "${OUT}" "${content}")
+include(${CMAKE_CURRENT_LIST_DIR}/write_if_changed.cmake)
+tapegrad_write_if_changed("${OUT}" "${content}")

@@ -16,16 +16,7 @@
 # one re-runs the configure step and rebuilds its batch.
 set(TAPEGRAD_UNITY_OPS_MAX 16)
 
-# Writes `content` to `path` only when it differs (an unchanged batch is not rebuilt).
-function(tapegrad_write_if_changed path content)
-  if(EXISTS "${path}")
-    file(READ "${path}" old)
-    if(old STREQUAL content)
-      return()
-    endif()
-  endif()
-  file(WRITE "${path}" "${content}")
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/write_if_changed.cmake)  # an unchanged batch is not rebuilt
 
 # The op file `src` as its batch includes it: the `//! public` ... `//! end` block blanked
 # out, its own headers ("x.hpp" beside it) included by full path, and a #line directive so
