@@ -422,7 +422,10 @@ TAPEGRAD_ALWAYS_INLINE Var<T> record_nodes(Op&& op, const Var<T>* const* vars, N
         Node<T>* in = nodes[i];
         ++in->refs;
         e.inputs.push_back(in);
-        e.input_seen.push_back({in->tape == nullptr ? shape_fingerprint(in->value.shape()) : 0, in->version});
+        if (in->tape == nullptr) {
+            e.input_seen.push_back(
+                {in->exposed ? shape_fingerprint(in->value.shape()) : 0, in->version, static_cast<std::uint32_t>(i)});
+        }
     }
     e.out.requires_grad = true;
     e.out.has_grad = false;

@@ -43,13 +43,15 @@ enum class EntryState : std::uint8_t {
 template <class T> struct Entry {
     Node<T> out;
     std::vector<Node<T>*> inputs;
-    /// What each input was when the op was recorded: its version, and for a leaf a
-    /// fingerprint of its shape (0 for tape inputs, whose values never change), so that a
-    /// leaf changed or resized in place afterwards is refused by the backward instead of
-    /// read past its end.
+    /// What each leaf input was when the op was recorded: its version, and for a leaf whose
+    /// value was ever handed out by mutable_value() a fingerprint of its shape (else 0:
+    /// its shape cannot change), so that a leaf changed or resized in place afterwards is
+    /// refused by the backward instead of read past its end. Tape inputs need no record:
+    /// an op's output is never changed in place.
     struct Seen {
         std::uint64_t shape;
         std::uint32_t version;
+        std::uint32_t input;  ///< which input of the op
     };
     std::vector<Seen> input_seen;
     EntryState life = EntryState::pending;
@@ -95,11 +97,17 @@ template <class T> struct Entry {
     }
 };
 
-/// A fingerprint of a shape (FNV-1a over rank and dims); 0 is never returned.
+/// A fingerprint of a shape; 0 is never returned. Taken for leaves on the path of every op
+/// and again by its backward, so the first two dimensions, which most leaves have at most,
+/// are mixed in without a loop.
 template <class S> TAPEGRAD_ALWAYS_INLINE std::uint64_t shape_fingerprint(const S& shape) noexcept
 {
-    std::uint64_t h = 14695981039346656037ull ^ shape.size();
-    for (auto d : shape) h = (h ^ static_cast<std::uint64_t>(d)) * 1099511628211ull;
+    const std::size_t rank = shape.size();
+    const auto* d = shape.data();
+    std::uint64_t h = 0x9E3779B97F4A7C15ull * (rank + 1);
+    if (rank >= 1) h += static_cast<std::uint64_t>(d[0]) * 0xC2B2AE3D27D4EB4Full;
+    if (rank >= 2) h += static_cast<std::uint64_t>(d[1]) * 0x165667B19E3779F9ull;
+    for (std::size_t i = 2; i < rank; ++i) h = (h ^ static_cast<std::uint64_t>(d[i])) * 1099511628211ull;
     return h | 1;
 }
 

@@ -58,6 +58,9 @@ template <class T> struct Node {
     bool requires_grad = false;
     bool has_grad = false;
     bool queued = false;  ///< tape nodes: waiting in the tape's queue of unreferenced nodes
+    /// Leaves only: mutable_value() handed out a reference, through which the value may be
+    /// resized without a version bump; ops record such a leaf's shape to check it later.
+    bool exposed = false;
 };
 
 template <class T> struct identity {

@@ -335,6 +335,7 @@ template <class T> xt::xarray<T>& Var<T>::mutable_value() const
         throw Error("mutable_value: only a leaf (parameter or constant) can be changed in place; this Var is the "
                     "output of an op");
     ++n->version;
+    n->exposed = true;
     return n->value;
 }
 

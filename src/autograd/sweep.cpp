@@ -30,22 +30,20 @@ namespace sweep {
 // Refuses to run an entry's backward when a leaf it read was changed in place since:
 // bumped versions (optimiser steps, set_value) and changed shapes (a value resized through
 // a reference taken before the op was recorded, which no version bump saw).
-template <class T> [[noreturn]] void throw_changed(const Entry<T>& e, std::size_t i)
+template <class T> [[noreturn]] void throw_changed(const Entry<T>& e, const typename Entry<T>::Seen& seen)
 {
-    const Node<T>* in = e.inputs[i];
+    const Node<T>* in = e.inputs[seen.input];
     const Shape shape(in->value.shape().begin(), in->value.shape().end());
-    if (in->version != e.input_seen[i].version) throw_version(e.name, i, shape, in->version, e.input_seen[i].version);
-    throw_resized(e.name, i, shape);
+    if (in->version != seen.version) throw_version(e.name, seen.input, shape, in->version, seen.version);
+    throw_resized(e.name, seen.input, shape);
 }
 
 template <class T> TAPEGRAD_ALWAYS_INLINE void check_versions(const Entry<T>& e)
 {
-    const std::size_t n = e.inputs.size();
-    for (std::size_t i = 0; i < n; ++i) {
-        const Node<T>* in = e.inputs[i];
-        const typename Entry<T>::Seen& seen = e.input_seen[i];
+    for (const typename Entry<T>::Seen& seen : e.input_seen) {
+        const Node<T>* in = e.inputs[seen.input];
         if (in->version != seen.version || (seen.shape != 0 && shape_fingerprint(in->value.shape()) != seen.shape))
-            throw_changed(e, i);
+            throw_changed(e, seen);
     }
 }
 
@@ -57,7 +55,7 @@ template <class T> TAPEGRAD_ALWAYS_INLINE void check_versions(const Entry<T>& e)
 
 // The tape that recorded a tape node, after checking it is this thread's and that the
 // node's own entry was not released by an earlier backward.
-template <class T> Tape<T>& live_tape(const char* who, const Node<T>* n)
+template <class T> TAPEGRAD_ALWAYS_INLINE Tape<T>& live_tape(const char* who, const Node<T>* n)
 {
     auto& tape = static_cast<Tape<T>&>(*n->tape);
     if (&tape != &Tape<T>::current())
