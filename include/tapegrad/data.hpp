@@ -27,6 +27,8 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "tapegrad/streaming.hpp"
+
 namespace tg::data {
 
 /// Contents of an IDX file (unsigned-byte data only, type code 0x08).

@@ -43,6 +43,7 @@
 
 #include "tapegrad/data.hpp"
 #include "tapegrad/error.hpp"
+#include "tapegrad/streaming.hpp"
 #include "tapegrad/var.hpp"
 
 namespace tg::dist {
@@ -232,7 +233,11 @@ struct SamplerOptions {
 /// global batch i. Unlike torch's sampler no row is repeated to even out the shards, so in
 /// the last global batch the ranks' shares may differ by one row (or be empty): weigh them
 /// with DataParallel::synchronize(local_samples). num_batches() is the same on all ranks.
-class DistributedSampler {
+///
+/// It is also a data::Sampler: a StreamingLoader with this sampler and the same batch_size
+/// yields this rank's batches. The loader counts batches from the shard, so when the data
+/// set does not divide evenly the ranks may differ by one batch: give both drop_last.
+class DistributedSampler : public data::Sampler {
 public:
     /// Throws tg::Error if batch_size is 0, num_replicas < 1, rank is out of range, or
     /// drop_last leaves no batch.
@@ -248,6 +253,9 @@ public:
     std::size_t num_batches() const noexcept;
     /// This rank's rows of the epoch (indices into the data set), in order.
     const std::vector<std::size_t>& indices() const noexcept { return shard_; }
+    /// As a data::Sampler: set_epoch(epoch), then indices(). Throws tg::Error if `size` is
+    /// not the data set size the sampler was made for.
+    std::vector<std::size_t> epoch_indices(std::size_t size, std::uint64_t epoch) override;
     /// This rank's rows of batch i: indices()[i * batch_size ...], possibly fewer, or none.
     std::pair<std::size_t, std::size_t> batch_range(std::size_t i) const;
     /// Rows in global batch i over all ranks.

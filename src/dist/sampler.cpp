@@ -37,6 +37,16 @@ void DistributedSampler::set_epoch(std::uint64_t epoch)
     for (std::size_t k = r; k < n_; k += stride) shard_.push_back(order[k]);
 }
 
+std::vector<std::size_t> DistributedSampler::epoch_indices(std::size_t size, std::uint64_t epoch)
+{
+    if (size != n_) {
+        throw Error("DistributedSampler: the loader's data set has " + std::to_string(size) +
+                    " examples, the sampler was made for " + std::to_string(n_));
+    }
+    set_epoch(epoch);
+    return shard_;
+}
+
 std::size_t DistributedSampler::num_batches() const noexcept
 {
     const std::size_t global = batch_size_ * static_cast<std::size_t>(replicas_);
