@@ -161,7 +161,7 @@ template <class Unused = void> std::vector<ErrorInput> cell_errors(Kind kind)
 {
     const std::size_t g = gates_of(kind);
     const bool lstm = kind == Kind::lstm;
-    const auto ones = [](std::vector<std::size_t> s) { return xt::xarray<double>(xt::ones<double>(s)); };
+    const auto ones = [](const std::vector<std::size_t>& s) { return xt::xarray<double>(xt::ones<double>(s)); };
     // A valid call (N = 2, I = 3, H = 4) with one input replaced.
     auto inputs = [&](std::size_t which, xt::xarray<double> replacement) {
         std::vector<xt::xarray<double>> in{ones({2, 3}), ones({2, 4})};
