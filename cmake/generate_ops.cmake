@@ -58,6 +58,8 @@ if(DEFINED HEADER)
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include <xtensor/xarray.hpp>

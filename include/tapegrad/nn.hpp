@@ -548,8 +548,8 @@ template <class T> class Linear : public Module<T> {
 public:
     /// Throws tg::Error when in_features or out_features is 0; bias = false leaves the bias out.
     Linear(std::size_t in_features, std::size_t out_features, bool bias = true, Generator& gen = default_generator());
-    /// x @ weight^T + bias for x [batch, in_features], giving [batch, out_features]; throws tg::Error for any other
-    /// shape.
+    /// x @ weight^T + bias for x [..., in_features] (any leading dims, as torch.nn.Linear), giving
+    /// [..., out_features]; throws tg::Error for any other shape.
     Var<T> forward(const Var<T>& x);
     /// Same as forward(x).
     Var<T> operator()(const Var<T>& x) { return forward(x); }

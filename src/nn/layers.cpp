@@ -59,12 +59,22 @@ Linear<T>::Linear(std::size_t in_features, std::size_t out_features, bool bias, 
 template <class T> Var<T> Linear<T>::forward(const Var<T>& x)
 {
     const auto& s = x.shape();
-    if (s.size() != 2 || s[1] != in_) {
-        throw Error("Linear(" + std::to_string(in_) + " -> " + std::to_string(out_) + "): expected input [batch, " +
+    if (s.empty() || s.back() != in_) {
+        throw Error("Linear(" + std::to_string(in_) + " -> " + std::to_string(out_) + "): expected input [..., " +
                     std::to_string(in_) + "], got " + format_shape(s));
     }
-    Var<T> y = matmul(x, weight(), false, true);
-    return bias_ ? add(y, bias()) : y;
+    if (s.size() == 2) {
+        Var<T> y = matmul(x, weight(), false, true);
+        return bias_ ? add(y, bias()) : y;
+    }
+    // Other ranks as rows [batch, in]: one product for all the leading dims (as a batched
+    // matmul, each matrix would be a product of its own and the weight's gradient a sum of them).
+    std::vector<std::size_t> shape(s.begin(), s.end());
+    const std::size_t rows = x.size() / in_;  // in_ > 0 (the constructor checks)
+    Var<T> y = matmul(reshape(x, {rows, in_}), weight(), false, true);
+    if (bias_) y = add(y, bias());
+    shape.back() = out_;
+    return reshape(y, shape);
 }
 
 // --- Convolutions ------------------------------------------------------------------------

@@ -47,7 +47,9 @@ TEST_CASE("shape ops report impossible shapes", "[errors][shape]")
     CHECK_THROWS_WITH(tg::linear(p({2, 3}), p({4, 5}), p({5})),
                       StartsWith("linear: inner dimensions differ: x is [2, 3], w is [4, 5]"));
     CHECK_THROWS_WITH(tg::linear(p({2, 3}), p({3, 5}), p({4})), StartsWith("linear: bias must have shape [5]"));
-    CHECK_THROWS_WITH(tg::linear(p({3}), p({3, 5}), p({5})), StartsWith("linear: expected 2-D x"));
+    CHECK_THROWS_WITH(tg::linear(p({}), p({3, 5}), p({5})), StartsWith("linear: expected x [..., in]"));
+    CHECK_THROWS_WITH(tg::linear(p({2, 4, 3}), p({4, 5}), p({5})),
+                      StartsWith("linear: inner dimensions differ: x is [2, 4, 3], w is [4, 5]"));
 }
 
 TEST_CASE("reductions and normalisations report an axis out of range", "[errors][axis]")

@@ -1,0 +1,55 @@
+// ops/nn/rnn_relu_cell.cpp — one step of a plain recurrent cell (torch.nn.RNNCell(nonlinearity='relu')), for x [N, I],
+//   h [N, H], w_ih [H, I], w_hh [H, H], b_ih and b_hh [H] (each optional):
+//     h' [N, H] = relu(x w_ih^T + b_ih + h w_hh^T + b_hh)
+//   vjp: d [N, H] = grad_out where h' > 0 (0 at the kink, as PyTorch)
+//     grad_x = d w_ih,  grad_h = d w_hh,  grad_w_ih = d^T x,  grad_w_hh = d^T h,
+//     grad_b_ih = grad_b_hh = d summed over the batch
+// One fused entry (rnn_cell.hpp's PlainCell): the gemms write straight into h', activated in
+// place; the rule is written with tg ops from the saved output, so the cell is differentiable
+// twice, which PyTorch's fused cell is not.
+
+#include "rnn_cell.hpp"
+#include "rnn_cell_samples.hpp"
+#include "tapegrad/kit.hpp"
+
+namespace tg {
+
+//! public
+/// One step of a plain RNN with relu (torch.nn.RNNCell): h' = relu(x w_ih^T + b_ih + h w_hh^T + b_hh).
+/// x [N, I], h [N, H], w_ih [H, I], w_hh [H, H], the biases b_ih and b_hh [H] (an undefined Var: none).
+template <class T>
+Var<T> rnn_relu_cell(const Var<T>& x, const Var<T>& h, const Var<T>& w_ih, const Var<T>& w_hh, const Var<T>& b_ih,
+                     const Var<T>& b_hh);
+//! end
+
+namespace {
+
+struct RnnReluCell : rnn::PlainCell<true> {
+    static constexpr const char* name = TAPEGRAD_OP_NAME;
+};
+
+}  // namespace
+
+template <class T>
+Var<T> rnn_relu_cell(const Var<T>& x, const Var<T>& h, const Var<T>& w_ih, const Var<T>& w_hh, const Var<T>& b_ih,
+                     const Var<T>& b_hh)
+{
+    return rnn::plain_cell<RnnReluCell>(x, h, w_ih, w_hh, b_ih, b_hh);
+}
+
+template Var<float> rnn_relu_cell<float>(const Var<float>&, const Var<float>&, const Var<float>&, const Var<float>&,
+                                         const Var<float>&, const Var<float>&);
+template Var<double> rnn_relu_cell<double>(const Var<double>&, const Var<double>&, const Var<double>&,
+                                           const Var<double>&, const Var<double>&, const Var<double>&);
+
+}  // namespace tg
+
+TAPEGRAD_OP_SAMPLES(rng)
+{
+    return tg::rnn_samples::cell_samples(rng, tg::rnn_samples::Kind::rnn_relu);
+}
+
+TAPEGRAD_OP_ERROR_INPUTS()
+{
+    return tg::rnn_samples::cell_errors(tg::rnn_samples::Kind::rnn_relu);
+}
