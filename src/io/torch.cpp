@@ -301,7 +301,7 @@ private:
     Ref pop()
     {
         if (stack_.size() <= floor()) throw fail("the pickle pops from an empty stack");
-        Ref v = std::move(stack_.back());
+        Ref v = stack_.back();
         stack_.pop_back();
         return v;
     }
@@ -313,26 +313,25 @@ private:
     std::vector<Ref> pop_mark()
     {
         if (marks_.empty()) throw fail("the pickle has no MARK to pop to");
-        std::vector<Ref> items(std::make_move_iterator(stack_.begin() + static_cast<std::ptrdiff_t>(marks_.back())),
-                               std::make_move_iterator(stack_.end()));
+        std::vector<Ref> items(stack_.begin() + static_cast<std::ptrdiff_t>(marks_.back()), stack_.end());
         stack_.resize(marks_.back());
         marks_.pop_back();
         return items;
     }
-    void push(Ref v) { stack_.push_back(std::move(v)); }
+    void push(Ref v) { stack_.push_back(v); }
 
     void push_int(std::int64_t i)
     {
         Ref v = make(Kind::integer);
         v->integer = i;
-        push(std::move(v));
+        push(v);
     }
     void push_string(std::string s)
     {
         if (!valid_utf8(s)) throw fail("a string is not valid UTF-8");
         Ref v = make(Kind::string);
         v->text = std::move(s);
-        push(std::move(v));
+        push(v);
     }
     Ref tuple(std::vector<Ref> items)
     {
@@ -401,7 +400,7 @@ private:
             v->callable = Callable::storage_type;
             v->storage_type = type;
         }
-        push(std::move(v));
+        push(v);
     }
 
     static bool is_index(const Ref& v) { return v->kind == Kind::integer && v->integer >= 0; }
@@ -509,7 +508,7 @@ private:
         s->storage_type = type->storage_type;
         s->numel = numel;
         storages_.emplace(key, s);
-        push(std::move(s));
+        push(s);
     }
 
     void step(unsigned char op)
@@ -553,7 +552,7 @@ private:
         case 0x89: {  // NEWTRUE, NEWFALSE
             Ref v = make(Kind::boolean);
             v->boolean = op == 0x88;
-            push(std::move(v));
+            push(v);
             return;
         }
         case 'J':  // BININT
@@ -583,7 +582,7 @@ private:
             for (std::size_t i = 0; i < 8; ++i) u = (u << 8) | p[i];
             Ref v = make(Kind::real);
             std::memcpy(&v->real, &u, sizeof u);
-            push(std::move(v));
+            push(v);
             return;
         }
         case 'X': {  // BINUNICODE
@@ -625,20 +624,20 @@ private:
             Ref item = pop();
             Value& list = *top();
             if (list.kind != Kind::list) throw fail(std::string("APPEND to ") + kind_name(list.kind));
-            list.items.push_back(std::move(item));
+            list.items.push_back(item);
             return;
         }
         case 'e': {  // APPENDS
             std::vector<Ref> items = pop_mark();
             Value& list = *top();
             if (list.kind != Kind::list) throw fail(std::string("APPENDS to ") + kind_name(list.kind));
-            for (Ref& item : items) list.items.push_back(std::move(item));
+            list.items.insert(list.items.end(), items.begin(), items.end());
             return;
         }
         case 's': {  // SETITEM
             Ref value = pop();
             Ref key = pop();
-            set_item(*top(), std::move(key), std::move(value));
+            set_item(*top(), key, value);
             return;
         }
         case 'u': {  // SETITEMS
