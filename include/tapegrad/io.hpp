@@ -146,7 +146,9 @@ File load(const std::string& path);
 /// `source` and the problem: the pre-1.6 format (the message says how to convert it),
 /// truncated or corrupt archives (every entry's CRC-32 is checked), a missing data.pkl or
 /// storage, unknown pickle opcodes, views that reach past their storage, sizes that
-/// overflow, keys that collide once joined. Entries may be stored or deflated; zip64 and
+/// overflow, keys that collide once joined, and tensors that add up to more than twice the
+/// file's size plus 64 MiB (only views that repeat their storage's elements, with stride 0 or
+/// many views of one storage, can). Entries may be stored or deflated; zip64 and
 /// big-endian files (a "byteorder" entry of "big") are read.
 File parse_torch(const std::string& bytes, const std::string& source);
 

@@ -700,7 +700,7 @@ public:
     Flattener(const detail::ZipReader& zip, std::string prefix, bool big_endian, std::uint64_t archive_size,
               std::uint64_t pickle_size, std::string where)
         : zip_(zip), prefix_(std::move(prefix)), big_endian_(big_endian), where_(std::move(where)),
-          tensor_budget_(2 * archive_size + (std::uint64_t{256} << 20)), text_budget_(64 * pickle_size + (16u << 20))
+          tensor_budget_(2 * archive_size + (std::uint64_t{64} << 20)), text_budget_(64 * pickle_size + (16u << 20))
     {}
 
     File run(Ref root)
