@@ -180,7 +180,7 @@ def rewrite(src, dst, compression=zipfile.ZIP_STORED, force_zip64=False, transfo
         if transform is not None:
             extra = transform(archive + "/byteorder", None)
             if extra is not None:
-                zout.writestr(archive + "/byteorder", extra)
+                zout.writestr(zipfile.ZipInfo(archive + "/byteorder"), extra)  # dated 1980: reproducible
 
 
 def big_endian(src, dst, obj):
