@@ -1,8 +1,8 @@
 #pragma once
 /// \file io.hpp
 /// Checkpoints in the safetensors format (the format of Hugging Face and PyTorch's
-/// `safetensors` package): read and write files other tools can open, and save and load a
-/// model's parameters by name.
+/// `safetensors` package) and in PyTorch's own `torch.save` format: read and write files
+/// other tools can open, and save and load a model's parameters by name.
 ///
 /// \code
 /// tg::io::save_parameters("model.safetensors", model, {{"epoch", "12"}});
@@ -26,7 +26,8 @@
 /// but no checksum was damaged (e.g. a flipped bit in the key "tapegrad.crc32").
 ///
 /// Every error is a tg::Error. Reading errors start with the file's path (parse(): the
-/// `source` given); writing errors start with the path (serialize(): "serialize").
+/// `source` given); writing errors start with the path (serialize(): "serialize"). The
+/// torch functions start theirs with the function's name: `load_torch: model.pt: ...`.
 
 #include <cstddef>
 #include <cstdint>
@@ -123,25 +124,78 @@ void save(const std::string& path, const File& file);
 /// Reads and parses the file at `path` (see parse()).
 File load(const std::string& path);
 
+/// Reads the bytes of a file written by PyTorch's `torch.save` (the zip format of PyTorch 1.6
+/// and later): a state_dict, an optimizer's state_dict, or any nesting of dicts, lists and
+/// tuples holding tensors and plain values. Nested keys are joined with "." (integer keys
+/// and list positions in decimal: "state.0.exp_avg", "param_groups.0.lr"; a bare tensor is
+/// named ""). Tensors go to File::tensors, as PyTorch sees them: a view (a slice, a
+/// transposed tensor, several tensors sharing one storage) loads as its own row-major
+/// elements. Every other leaf goes to File::metadata as text: int "3", float as Python
+/// prints it "0.001", bool "True", None "None", str as it is. Empty dicts and lists leave
+/// no entry; attributes of a dict (a state_dict's `_metadata`) are not entries, except the
+/// "tapegrad_metadata" attribute save_torch writes, whose entries go to File::metadata.
+///
+/// Safe for files from anywhere: the pickle is interpreted, never executed, and only what
+/// PyTorch's `weights_only=True` allows for tensors is accepted (collections.OrderedDict,
+/// torch._utils._rebuild_tensor_v2, _rebuild_tensor, _rebuild_parameter, torch.Size and
+/// the storage types torch.FloatStorage, DoubleStorage, HalfStorage, BFloat16Storage,
+/// LongStorage, IntStorage, ShortStorage, CharStorage, ByteStorage, BoolStorage); any other
+/// global (a function, a class) is refused, naming it. Dtypes: float32, float64, float16,
+/// bfloat16, int64, int32, int16, int8, uint8, bool (Dtype::f32 ... Dtype::boolean); others
+/// (complex, quantized) are refused, naming the tensor. Also refused, with a message naming
+/// `source` and the problem: the pre-1.6 format (the message says how to convert it),
+/// truncated or corrupt archives (every entry's CRC-32 is checked), a missing data.pkl or
+/// storage, unknown pickle opcodes, views that reach past their storage, sizes that
+/// overflow, keys that collide once joined, and tensors that add up to more than twice the
+/// file's size plus 64 MiB (only views that repeat their storage's elements, with stride 0 or
+/// many views of one storage, can). Entries may be stored or deflated; zip64 and
+/// big-endian files (a "byteorder" entry of "big") are read.
+File parse_torch(const std::string& bytes, const std::string& source);
+
+/// Reads the file at `path` (see parse_torch()).
+File load_torch(const std::string& path);
+
+/// The bytes of a torch.save file holding `file`, which `torch.load(path, weights_only=True)`
+/// reads as a state_dict: a collections.OrderedDict of the tensors by name (in name order),
+/// so `model.load_state_dict(torch.load(path))` takes it. The metadata, as strings, is the
+/// state_dict's attribute "tapegrad_metadata" (a dict; load_state_dict ignores it, and
+/// load_torch reads it back), so that parse_torch(serialize_torch(f)) == f. Storages are
+/// little-endian, one per tensor, aligned to 64 bytes; the archive is stored (uncompressed),
+/// with zip64 records when the file needs them. Throws tg::Error for a tensor whose bytes
+/// disagree with its shape, and for a name or metadata entry that is not valid UTF-8.
+std::string serialize_torch(const File& file);
+
+/// Writes `file` to `path` as serialize_torch() does, atomically as save() does.
+void save_torch(const std::string& path, const File& file);
+
 /// Saves the module's named_parameters() and named_buffers() (dtype F32 for float, F64 for
 /// double; a count buffer as a rank-0 I64), with the given metadata: the names and layout
 /// of a PyTorch state_dict for the same architecture, so either side loads the other's file.
+/// The format follows the path: a path ending in ".pt", ".pth" or ".bin" gets a torch.save
+/// file (save_torch()), any other path a safetensors file (save()).
 template <class T>
 void save_parameters(const std::string& path, const nn::Module<T>& module,
                      std::map<std::string, std::string> metadata = {});
 
 /// Loads parameters and buffers by name (named_parameters(), named_buffers()), converting
-/// the dtype as Tensor::to does (an F32 file loads into a double model). The file must hold
+/// the dtype as Tensor::to does (an F32 file loads into a double model). The format follows
+/// the file's content, whatever its name: a zip archive is read as a torch.save file
+/// (load_torch(); metadata and other non-tensor entries are ignored), anything else as
+/// safetensors (load()). The file must hold
 /// exactly the module's parameters and buffers with their shapes; otherwise tg::Error lists every missing name,
 /// unexpected name and shape mismatch. All or nothing: nothing is set unless everything checks out.
 template <class T> void load_parameters(const std::string& path, nn::Module<T>& module);
 
 namespace detail {
 
-/// Test hook: the next save() on this thread fails (throws tg::Error) after writing
-/// `bytes` bytes of the temporary file, as a full disk would. That save() clears the hook
-/// whatever happens, so it acts once.
+/// Test hook: the next save() or save_torch() on this thread fails (throws tg::Error) after
+/// writing `bytes` bytes of the temporary file, as a full disk would. That call clears the
+/// hook whatever happens, so it acts once.
 void fail_writes_after(std::size_t bytes);
+
+/// Test hook: while on, serialize_torch() and save_torch() on this thread write zip64
+/// records for every entry, as they do for files beyond 4 GiB.
+void force_zip64(bool on);
 
 }  // namespace detail
 

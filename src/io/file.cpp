@@ -37,39 +37,18 @@ struct Fd {
     }
 };
 
-std::string read_file(const std::string& path)
-{
-    Fd in;
-    in.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (in.fd < 0) throw Error(path + ": cannot open the file (" + system_message(errno) + ")");
-    struct stat st {};
-    if (::fstat(in.fd, &st) != 0) throw Error(path + ": cannot stat the file (" + system_message(errno) + ")");
-    if (!S_ISREG(st.st_mode)) throw Error(path + ": not a regular file");
-    std::string out;
-    out.reserve(static_cast<std::size_t>(st.st_size));
-    char buffer[1 << 16];
-    for (;;) {
-        const ssize_t n = ::read(in.fd, buffer, sizeof buffer);
-        if (n == 0) break;
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw Error(path + ": read failed (" + system_message(errno) + ")");
-        out.append(buffer, static_cast<std::size_t>(n));
-    }
-    return out;
-}
-
-void write_all(int fd, const std::string& bytes, std::optional<std::size_t> fail_after, const std::string& path)
+void write_all(int fd, const std::string& bytes, std::optional<std::size_t> fail_after, const std::string& where)
 {
     const std::size_t todo = fail_after ? std::min(*fail_after, bytes.size()) : bytes.size();
     std::size_t done = 0;
     while (done < todo) {
         const ssize_t n = ::write(fd, bytes.data() + done, todo - done);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw Error(path + ": write failed (" + system_message(errno) + ")");
+        if (n < 0) throw Error(where + ": write failed (" + system_message(errno) + ")");
         done += static_cast<std::size_t>(n);
     }
     if (fail_after) {
-        throw Error(path + ": write failed after " + std::to_string(done) +
+        throw Error(where + ": write failed after " + std::to_string(done) +
                     " bytes (simulated by tg::io::detail::fail_writes_after)");
     }
 }
@@ -78,14 +57,41 @@ void write_all(int fd, const std::string& bytes, std::optional<std::size_t> fail
 
 File load(const std::string& path)
 {
-    return parse(read_file(path), path);
+    return parse(detail::read_file(path, path), path);
 }
 
 void save(const std::string& path, const File& file)
 {
-    const std::optional<std::size_t> fail_after = std::exchange(fail_writes_after_bytes, std::nullopt);
-    const std::string bytes = detail::serialize_as(file, path);
+    const std::optional<std::size_t> fail_after = detail::take_write_failure();
+    detail::write_atomically(path, detail::serialize_as(file, path), fail_after, path);
+}
 
+namespace detail {
+
+std::string read_file(const std::string& path, const std::string& where)
+{
+    Fd in;
+    in.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in.fd < 0) throw Error(where + ": cannot open the file (" + system_message(errno) + ")");
+    struct stat st {};
+    if (::fstat(in.fd, &st) != 0) throw Error(where + ": cannot stat the file (" + system_message(errno) + ")");
+    if (!S_ISREG(st.st_mode)) throw Error(where + ": not a regular file");
+    std::string out;
+    out.reserve(static_cast<std::size_t>(st.st_size));
+    char buffer[1 << 16];
+    for (;;) {
+        const ssize_t n = ::read(in.fd, buffer, sizeof buffer);
+        if (n == 0) break;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw Error(where + ": read failed (" + system_message(errno) + ")");
+        out.append(buffer, static_cast<std::size_t>(n));
+    }
+    return out;
+}
+
+void write_atomically(const std::string& path, const std::string& bytes, std::optional<std::size_t> fail_after,
+                      const std::string& where)
+{
     // Not mkstemp: it creates the file with mode 0600, which the rename would hand on to the
     // checkpoint. O_EXCL with mode 0666 gives the same uniqueness and lets the umask decide.
     static thread_local std::mt19937_64 gen{std::random_device{}()};
@@ -97,17 +103,17 @@ void save(const std::string& path, const File& file)
         temp = path + suffix;
         out.fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (out.fd < 0 && (errno != EEXIST || attempt == 100)) {
-            throw Error(path + ": cannot create a temporary file next to it (" + system_message(errno) + ")");
+            throw Error(where + ": cannot create a temporary file next to it (" + system_message(errno) + ")");
         }
     }
     try {
-        write_all(out.fd, bytes, fail_after, path);
-        if (::fsync(out.fd) != 0) throw Error(path + ": fsync failed (" + system_message(errno) + ")");
+        write_all(out.fd, bytes, fail_after, where);
+        if (::fsync(out.fd) != 0) throw Error(where + ": fsync failed (" + system_message(errno) + ")");
         const int closed = ::close(out.fd);
         out.fd = -1;
-        if (closed != 0) throw Error(path + ": close failed (" + system_message(errno) + ")");
+        if (closed != 0) throw Error(where + ": close failed (" + system_message(errno) + ")");
         if (std::rename(temp.c_str(), path.c_str()) != 0) {
-            throw Error(path + ": cannot rename the temporary file over it (" + system_message(errno) + ")");
+            throw Error(where + ": cannot rename the temporary file over it (" + system_message(errno) + ")");
         }
     } catch (...) {
         if (out.fd >= 0) ::close(out.fd);
@@ -124,7 +130,10 @@ void save(const std::string& path, const File& file)
     if (d.fd >= 0) ::fsync(d.fd);
 }
 
-namespace detail {
+std::optional<std::size_t> take_write_failure()
+{
+    return std::exchange(fail_writes_after_bytes, std::nullopt);
+}
 
 void fail_writes_after(std::size_t bytes)
 {

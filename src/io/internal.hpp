@@ -82,4 +82,67 @@ std::string checksum(const std::map<std::string, Tensor>& tensors, const std::ma
 // serialize(), with `where` (the path, or "serialize") starting every message.
 std::string serialize_as(const File& file, const std::string& where);
 
+// --- defined in file.cpp -------------------------------------------------------------
+
+// The whole file at `path`; `where` starts every message.
+std::string read_file(const std::string& path, const std::string& where);
+
+// Writes `bytes` to `path` atomically (temporary file, fsync, rename; see save()), failing
+// after `fail_after` bytes when given (the fail_writes_after hook); `where` starts every message.
+void write_atomically(const std::string& path, const std::string& bytes, std::optional<std::size_t> fail_after,
+                      const std::string& where);
+
+// Takes the fail_writes_after hook: the value it was set to (once), clearing it.
+std::optional<std::size_t> take_write_failure();
+
+// --- defined in torch.cpp ------------------------------------------------------------
+
+// True when the bytes start as a zip archive or a legacy torch.save file does.
+bool looks_like_torch(const std::string& bytes);
+
+// The file at `path` as a torch.save file when looks_like_torch(), else as safetensors.
+File load_by_content(const std::string& path);
+
+// --- defined in zip.cpp --------------------------------------------------------------
+
+// One entry of a zip archive's central directory.
+struct ZipEntry {
+    std::string name;
+    std::uint16_t flags = 0;
+    std::uint16_t method = 0;  // 0 stored, 8 deflated
+    std::uint32_t crc = 0;
+    std::uint64_t compressed = 0, size = 0, local_offset = 0;
+};
+
+// A zip archive in memory (a view of `bytes`, which must outlive it). The constructor reads
+// the central directory (zip64 too) and checks that every entry lies inside the bytes; read()
+// checks the entry's local header, inflates a deflated entry and verifies its CRC-32.
+// Messages start with `where`.
+class ZipReader {
+public:
+    ZipReader(const std::string& bytes, std::string where);
+    const std::vector<ZipEntry>& entries() const { return entries_; }
+    // The entry named `name`, or nullptr.
+    const ZipEntry* find(const std::string& name) const;
+    std::string read(const ZipEntry& entry) const;
+
+private:
+    const std::string& bytes_;
+    std::string where_;
+    std::vector<ZipEntry> entries_;
+    std::map<std::string, std::size_t> index_;
+};
+
+// One entry to write: its name and bytes (not copied).
+struct ZipInput {
+    std::string name;
+    const unsigned char* data;
+    std::size_t size;
+};
+
+// A zip archive of stored (uncompressed) entries, each entry's data aligned to 64 bytes in
+// the archive, with CRC-32s; zip64 records where sizes, offsets or the entry count need them,
+// or everywhere when `force_zip64`.
+std::string zip_archive(const std::vector<ZipInput>& entries, bool force_zip64);
+
 }  // namespace tg::io::detail

@@ -80,12 +80,20 @@ void save_parameters(const std::string& path, const nn::Module<T>& module, std::
             throw Error(path + ": the module has two parameters or buffers named " + quote(name));
         }
     }
-    save(path, file);
+    // The format follows the path's extension (documented in io.hpp).
+    auto ends_with = [&](const std::string& suffix) {
+        return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (ends_with(".pt") || ends_with(".pth") || ends_with(".bin")) {
+        save_torch(path, file);
+    } else {
+        save(path, file);
+    }
 }
 
 template <class T> void load_parameters(const std::string& path, nn::Module<T>& module)
 {
-    const File file = load(path);
+    const File file = detail::load_by_content(path);
     const auto params = module.named_parameters();
     std::set<std::string> names;
     std::vector<std::string> missing, unexpected, mismatched;

@@ -16,6 +16,7 @@
 #include "tapegrad/data.hpp"
 #include "tapegrad/io.hpp"
 #include "tapegrad/tapegrad.hpp"
+#include "torch_archive.hpp"
 
 namespace tg::fuzz {
 namespace {
@@ -210,11 +211,29 @@ int idx(const std::uint8_t* data, std::size_t size)
     return 0;
 }
 
+int torch(const std::uint8_t* data, std::size_t size)
+{
+    io::File f;
+    try {
+        f = io::parse_torch(std::string(reinterpret_cast<const char*>(data), size), "fuzz.pt");
+    } catch (const Error&) {
+        return 0;
+    }
+    convert_all<float>(f);
+    convert_all<double>(f);
+    convert_all<std::int64_t>(f);
+    convert_all<std::uint8_t>(f);
+    // Whatever loads can be written and loads back the same: names, dtypes, bytes, metadata.
+    if (io::parse_torch(io::serialize_torch(f), "round trip") != f)
+        broken("serialize_torch then parse_torch changed the file");
+    return 0;
+}
+
 int write_seeds(const std::string& dir)
 {
     namespace fs = std::filesystem;
     int count = 0;
-    for (const char* sub : {"safetensors", "checkpoint", "idx"}) fs::create_directories(fs::path(dir) / sub);
+    for (const char* sub : {"safetensors", "checkpoint", "idx", "torch"}) fs::create_directories(fs::path(dir) / sub);
     auto put = [&](const std::string& sub, const std::string& name, const std::string& bytes) {
         write_file((fs::path(dir) / sub / name).string(), bytes);
         ++count;
@@ -270,6 +289,26 @@ int write_seeds(const std::string& dir)
     };
     put("idx", "dataset-plain.idx", pair(images, label_file));
     put("idx", "dataset-gzip.idx", pair(zipped, label_file));
+
+    // torch.save files: the safetensors seed's tensors and metadata as save_torch writes them
+    // (also with zip64 records), and an optimizer state as PyTorch pickles it: nested dicts
+    // and lists, floats, a tuple, None, and two views of one storage.
+    put("torch", "state-dict.pt", io::serialize_torch(f));
+    io::detail::force_zip64(true);
+    put("torch", "state-dict-zip64.pt", io::serialize_torch(f));
+    io::detail::force_zip64(false);
+    tg_torch::Pickle p;
+    p.op('}').str("state").op('}').integer(0).op('}');
+    p.str("step").tensor("0", "FloatStorage", 1, 0, {}, {}).op('s');
+    p.str("exp_avg").tensor("1", "FloatStorage", 6, 0, {2, 3}, {3, 1}).op('s');
+    p.str("exp_avg_sq").tensor("1", "FloatStorage", 6, 1, {2, 2}, {1, 2}).op('s');
+    p.op('s').op('s');
+    p.str("param_groups").op(']').op('}');
+    p.str("lr").real(0.001).op('s').str("betas").real(0.9).real(0.999).op('\x86').op('s');
+    p.str("amsgrad").op('\x89').op('s').str("foreach").op('N').op('s');
+    p.str("params").op(']').integer(0).op('a').op('s');
+    p.op('a').op('s');
+    put("torch", "optimizer.pt", tg_torch::archive(p.done(), {{"0", tg_torch::floats(1)}, {"1", tg_torch::floats(6)}}));
     return count;
 }
 

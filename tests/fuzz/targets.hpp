@@ -26,8 +26,12 @@ int checkpoint(const std::uint8_t* data, std::size_t size);
 /// load_idx_dataset<float> of the rest split in two at the position bytes 1-2 give (odd).
 int idx(const std::uint8_t* data, std::size_t size);
 
+/// The bytes as a torch.save file: parse_torch, convert every tensor to every element type,
+/// and serialize_torch and parse_torch again (which must give the same file).
+int torch(const std::uint8_t* data, std::size_t size);
+
 /// Writes the seed inputs of every target, made by the library itself, under `dir`
-/// (dir/safetensors, dir/checkpoint, dir/idx); returns how many files it wrote.
+/// (dir/safetensors, dir/checkpoint, dir/idx, dir/torch); returns how many files it wrote.
 int write_seeds(const std::string& dir);
 
 }  // namespace tg::fuzz

@@ -307,6 +307,28 @@ TEST_CASE("a PyTorch state_dict loads into the same architecture and gives PyTor
     CHECK(mine.tensors == theirs.tensors);
 }
 
+TEST_CASE("the same CNN's state_dict as torch.save wrote it loads by load_parameters and gives PyTorch's outputs",
+          "[conv][nn][reference][pytorch][torch]")
+{
+    // tests/reference/make_torch_files.py saved cnn_state_dict.safetensors's model with
+    // torch.save and checked there that it gives cnn_outputs.json's outputs.
+    const std::string dir = TAPEGRAD_REFERENCE_DIR;
+    std::ifstream in(dir + "/cnn_outputs.json");
+    REQUIRE(in);
+    const nlohmann::json ref = nlohmann::json::parse(in);
+    nn::Sequential<double> m = reference_cnn();
+    tg::io::load_parameters(dir + "/torch/cnn_state_dict.pt", m);
+    const Var<double> x = tg::constant(json_array(ref.at("input")));
+    m.eval();
+    const double eval_error = worst_relative(m(x).value(), json_array(ref.at("eval_output")), 1e-300);
+    INFO("eval: worst relative difference " << eval_error);
+    CHECK(eval_error <= 1e-12);
+    m.train();
+    const double train_error = worst_relative(m(x).value(), json_array(ref.at("train_output")), 1e-300);
+    INFO("train: worst relative difference " << train_error);
+    CHECK(train_error <= 1e-12);
+}
+
 TEST_CASE("a CNN training loop reaches a steady state: the heap does not grow", "[conv][nn][memory]")
 {
     tg::Generator gen(11);
