@@ -18,12 +18,42 @@ namespace tg {
 namespace blas {
 namespace {
 
+// Rows of C too short to vectorise (a layer of a few units, the seed network's 2-3-2): one
+// element at a time, its sum kept in a register. The terms are added in the same order, to
+// the same start, as by the loop below, so both give the same bits.
+template <bool TA, bool TB, class T>
+void tiny_gemm(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda, const T* b,
+               std::size_t ldb, T beta, T* c, std::size_t ldc)
+{
+    for (std::size_t i = 0; i < m; ++i) {
+        T* ci = c + i * ldc;
+        for (std::size_t j = 0; j < n; ++j) {
+            T acc = beta == T(0) ? T(0) : beta == T(1) ? ci[j] : ci[j] * beta;
+            for (std::size_t p = 0; p < k; ++p) {
+                const T aip = alpha * (TA ? a[p * lda + i] : a[i * lda + p]);
+                acc += aip * (TB ? b[j * ldb + p] : b[p * ldb + j]);
+            }
+            ci[j] = acc;
+        }
+    }
+}
+
 // C (m x n) = alpha * op(A) op(B) + beta * C with an i-p-j loop: the innermost loop runs
 // along a row of C and of op(B) when B is not transposed, which the compiler vectorises.
 template <class T>
 void small_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda,
                 const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc)
 {
+    if (n < 8) {
+        if (ta) {
+            tb ? tiny_gemm<true, true>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+               : tiny_gemm<true, false>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        } else {
+            tb ? tiny_gemm<false, true>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+               : tiny_gemm<false, false>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        }
+        return;
+    }
     for (std::size_t i = 0; i < m; ++i) {
         T* ci = c + i * ldc;
         if (beta == T(0)) {
