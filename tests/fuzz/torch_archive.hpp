@@ -107,14 +107,15 @@ inline std::string zip_stored(const std::vector<std::pair<std::string, std::stri
             crc32(0, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
         // The fields both headers share: flags, method (stored), time and date, CRC, both
         // sizes, name length, extra length.
+        const std::size_t size = data.size(), name_size = name.size();
         auto common = [&](std::string& to) {
             put_le(to, 0, 2);
             put_le(to, 0, 2);
             put_le(to, 0, 4);
             put_le(to, crc, 4);
-            put_le(to, data.size(), 4);
-            put_le(to, data.size(), 4);
-            put_le(to, name.size(), 2);
+            put_le(to, size, 4);
+            put_le(to, size, 4);
+            put_le(to, name_size, 2);
             put_le(to, 0, 2);
         };
         const std::size_t offset = out.size();
