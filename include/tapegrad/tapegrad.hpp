@@ -16,6 +16,7 @@
 #include "tapegrad/ops.hpp"
 #include "tapegrad/optim.hpp"
 #include "tapegrad/random.hpp"
+#include "tapegrad/recurrent.hpp"
 #include "tapegrad/runtime.hpp"
 #include "tapegrad/tape.hpp"
 #include "tapegrad/tensor.hpp"
