@@ -3,6 +3,7 @@
 /// Everything: Var and the tape, the ops, tensor factories and printing, gradcheck, the kit
 /// for writing new ops, modules and layers, optimisers, data loading and checkpoints.
 
+#include "tapegrad/attention.hpp"
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/checkpoint.hpp"
 #include "tapegrad/data.hpp"
