@@ -1090,7 +1090,7 @@ std::string serialize_torch_as(const File& file, const std::string& where)
     entries[0].data = reinterpret_cast<const unsigned char*>(pickle.data());
     entries[0].size = pickle.size();
     entries.push_back({"archive/version", reinterpret_cast<const unsigned char*>(version.data()), version.size()});
-    return detail::zip_archive(entries, force_zip64_writes);
+    return detail::zip_archive(entries, force_zip64_writes, where);
 }
 
 }  // namespace
