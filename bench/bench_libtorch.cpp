@@ -242,6 +242,85 @@ BENCHMARK(W7_conv2d_libtorch)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// W8: the same recurrent layers (torch::nn::LSTM, GRU), loss = sum of the outputs.
+void W8_recurrent_libtorch(benchmark::State& state)
+{
+    const auto kind = state.range(0), in = state.range(1), hidden = state.range(2), n = state.range(3),
+               steps = state.range(4), layers = state.range(5);
+    torch::nn::LSTM lstm(torch::nn::LSTMOptions(in, hidden).num_layers(layers));
+    torch::nn::GRU gru(torch::nn::GRUOptions(in, hidden).num_layers(layers));
+    const auto x =
+        from(bench::uniform_values(static_cast<std::size_t>(steps * n * in), -1.0f, 1.0f, 81), {steps, n, in});
+    for (auto _ : state) {
+        auto y = kind == 0 ? std::get<0>(lstm->forward(x)) : std::get<0>(gru->forward(x));
+        auto loss = y.sum();
+        loss.backward();
+        for (auto& p : kind == 0 ? lstm->parameters() : gru->parameters()) p.mutable_grad().reset();
+        benchmark::DoNotOptimize(loss.item<float>());
+    }
+}
+BENCHMARK(W8_recurrent_libtorch)
+    ->Args({0, 32, 64, 8, 50, 1})
+    ->Args({0, 64, 256, 32, 64, 2})
+    ->Args({1, 64, 256, 32, 64, 2})
+    ->Unit(benchmark::kMillisecond);
+
+// W8 packed: the same bidirectional LSTM over the same packed lengths.
+void W8_packed_bilstm_libtorch(benchmark::State& state)
+{
+    const std::int64_t in = 32, hidden = 64, n = 8, steps = 50;
+    torch::nn::LSTM lstm(torch::nn::LSTMOptions(in, hidden).bidirectional(true));
+    std::vector<std::int64_t> lengths;
+    for (std::int64_t b = 0; b < n; ++b) lengths.push_back(steps - 5 * b);
+    const auto lengths_t = torch::tensor(lengths);
+    const auto x =
+        from(bench::uniform_values(static_cast<std::size_t>(steps * n * in), -1.0f, 1.0f, 83), {steps, n, in});
+    for (auto _ : state) {
+        auto packed = torch::nn::utils::rnn::pack_padded_sequence(x, lengths_t);
+        auto out = std::get<0>(lstm->forward_with_packed_input(packed));
+        auto loss = out.data().sum();
+        loss.backward();
+        for (auto& p : lstm->parameters()) p.mutable_grad().reset();
+        benchmark::DoNotOptimize(loss.item<float>());
+    }
+}
+BENCHMARK(W8_packed_bilstm_libtorch)->Unit(benchmark::kMillisecond);
+
+// W9: the same Transformer encoder layer (dropout 0), forward + backward.
+void W9_transformer_layer_libtorch(benchmark::State& state)
+{
+    const std::int64_t d = 128, l = 64, n = 16;
+    torch::nn::TransformerEncoderLayer layer(
+        torch::nn::TransformerEncoderLayerOptions(d, 4).dim_feedforward(512).dropout(0.0));
+    auto x = from(bench::uniform_values(static_cast<std::size_t>(l * n * d), -1.0f, 1.0f, 91), {l, n, d})
+                 .requires_grad_(true);
+    for (auto _ : state) {
+        auto loss = layer->forward(x).sum();
+        loss.backward();
+        for (auto& p : layer->parameters()) p.mutable_grad().reset();
+        x.mutable_grad().reset();
+        benchmark::DoNotOptimize(loss.item<float>());
+    }
+}
+BENCHMARK(W9_transformer_layer_libtorch)->Unit(benchmark::kMillisecond);
+
+// W9: the same MultiheadAttention, need_weights = false.
+void W9_multihead_attention_libtorch(benchmark::State& state)
+{
+    const std::int64_t d = 128, l = 64, n = 16;
+    torch::nn::MultiheadAttention mha(torch::nn::MultiheadAttentionOptions(d, 4));
+    auto x = from(bench::uniform_values(static_cast<std::size_t>(l * n * d), -1.0f, 1.0f, 91), {l, n, d})
+                 .requires_grad_(true);
+    for (auto _ : state) {
+        auto loss = std::get<0>(mha->forward(x, x, x, {}, false)).sum();
+        loss.backward();
+        for (auto& p : mha->parameters()) p.mutable_grad().reset();
+        x.mutable_grad().reset();
+        benchmark::DoNotOptimize(loss.item<float>());
+    }
+}
+BENCHMARK(W9_multihead_attention_libtorch)->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
 int main(int argc, char** argv)

@@ -10,6 +10,9 @@
 //   W5  batched matmul on attention shapes, forward + backward
 //   W6  a self-attention block, forward + backward; a variant without the copying shape ops
 //       (chunk, transpose) measures what those copies cost
+//   W8  recurrent layers (LSTM, GRU) over padded batches, forward + backward; and a
+//       bidirectional LSTM over a packed batch of sequences of different lengths
+//   W9  a Transformer encoder layer and MultiheadAttention alone, forward + backward
 
 #include <cmath>
 #include <cstdlib>
@@ -311,6 +314,105 @@ BENCHMARK(W7_conv2d_tapegrad)
     ->Args({64, 64, 56, 64})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// W8: a recurrent layer over [T, N, I], loss = sum of the outputs, forward + backward.
+// Arguments: kind (0 LSTM, 1 GRU), input, hidden, batch, steps, layers.
+void W8_recurrent_tapegrad(benchmark::State& state)
+{
+    const auto kind = state.range(0);
+    const auto in = static_cast<std::size_t>(state.range(1)), hidden = static_cast<std::size_t>(state.range(2)),
+               n = static_cast<std::size_t>(state.range(3)), steps = static_cast<std::size_t>(state.range(4)),
+               layers = static_cast<std::size_t>(state.range(5));
+    tg::Generator gen(80);
+    std::shared_ptr<tg::nn::Module<float>> layer;
+    std::function<V(const V&)> run;
+    if (kind == 0) {
+        tg::nn::LSTMOptions o;
+        o.num_layers = layers;
+        auto lstm = std::make_shared<tg::nn::LSTM<float>>(in, hidden, o, gen);
+        run = [lstm](const V& x) { return lstm->forward(x); };
+        layer = lstm;
+    } else {
+        tg::nn::GRUOptions o;
+        o.num_layers = layers;
+        auto gru = std::make_shared<tg::nn::GRU<float>>(in, hidden, o, gen);
+        run = [gru](const V& x) { return gru->forward(x); };
+        layer = gru;
+    }
+    const V x = tg::constant(from(bench::uniform_values(steps * n * in, -1.0f, 1.0f, 81), {steps, n, in}));
+    for (auto _ : state) {
+        V loss = tg::sum(run(x));
+        loss.backward();
+        layer->zero_grad();
+        benchmark::DoNotOptimize(loss.item());
+    }
+}
+BENCHMARK(W8_recurrent_tapegrad)
+    ->Args({0, 32, 64, 8, 50, 1})
+    ->Args({0, 64, 256, 32, 64, 2})
+    ->Args({1, 64, 256, 32, 64, 2})
+    ->Unit(benchmark::kMillisecond);
+
+// W8 packed: a bidirectional LSTM (32 -> 64) over 8 sequences of lengths 50, 45, ..., 15
+// packed, loss = sum of the packed outputs.
+void W8_packed_bilstm_tapegrad(benchmark::State& state)
+{
+    const std::size_t in = 32, hidden = 64, n = 8, steps = 50;
+    tg::Generator gen(82);
+    tg::nn::LSTMOptions o;
+    o.bidirectional = true;
+    tg::nn::LSTM<float> lstm(in, hidden, o, gen);
+    std::vector<std::size_t> lengths;
+    for (std::size_t b = 0; b < n; ++b) lengths.push_back(steps - 5 * b);
+    const V x = tg::constant(from(bench::uniform_values(steps * n * in, -1.0f, 1.0f, 83), {steps, n, in}));
+    for (auto _ : state) {
+        const auto packed = tg::nn::pack_padded_sequence(x, lengths);
+        V loss = tg::sum(lstm.forward(packed, {}).output.data);
+        loss.backward();
+        lstm.zero_grad();
+        benchmark::DoNotOptimize(loss.item());
+    }
+}
+BENCHMARK(W8_packed_bilstm_tapegrad)->Unit(benchmark::kMillisecond);
+
+// W9: a Transformer encoder layer (d_model 128, 4 heads, feed-forward 512, dropout 0) on
+// [L 64, N 16, 128], loss = sum of the output, forward + backward.
+void W9_transformer_layer_tapegrad(benchmark::State& state)
+{
+    const std::size_t d = 128, l = 64, n = 16;
+    tg::Generator gen(90);
+    tg::nn::TransformerLayerOptions o;
+    o.dim_feedforward = 512;
+    o.dropout = 0.0;
+    tg::nn::TransformerEncoderLayer<float> layer(d, 4, o, gen);
+    const V x = tg::parameter(from(bench::uniform_values(l * n * d, -1.0f, 1.0f, 91), {l, n, d}));
+    for (auto _ : state) {
+        V loss = tg::sum(layer(x));
+        loss.backward();
+        layer.zero_grad();
+        x.zero_grad();
+        benchmark::DoNotOptimize(loss.item());
+    }
+}
+BENCHMARK(W9_transformer_layer_tapegrad)->Unit(benchmark::kMillisecond);
+
+// W9: MultiheadAttention alone (embed 128, 4 heads), self-attention on the same input,
+// need_weights = false, loss = sum of the output.
+void W9_multihead_attention_tapegrad(benchmark::State& state)
+{
+    const std::size_t d = 128, l = 64, n = 16;
+    tg::Generator gen(92);
+    tg::nn::MultiheadAttention<float> mha(d, 4, {}, gen);
+    const V x = tg::parameter(from(bench::uniform_values(l * n * d, -1.0f, 1.0f, 91), {l, n, d}));
+    for (auto _ : state) {
+        V loss = tg::sum(mha(x, x, x, {}, false).output);
+        loss.backward();
+        mha.zero_grad();
+        x.zero_grad();
+        benchmark::DoNotOptimize(loss.item());
+    }
+}
+BENCHMARK(W9_multihead_attention_tapegrad)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -22,6 +22,12 @@ WORKLOADS = [
     ("W5 batched matmul [8, 64, 128] @ [8, 128, 64], forward + backward", "W5_bmm_tapegrad/8/64/128/64", "W5_bmm_libtorch/8/64/128/64", 1, "us"),
     ("W5 batched matmul [32, 16, 16] @ [32, 16, 16], forward + backward", "W5_bmm_tapegrad/32/16/16/16", "W5_bmm_libtorch/32/16/16/16", 1, "us"),
     ("W6 self-attention block [8, 64, 3x64] (chunk, transpose, softmax), forward + backward", "W6_attention_tapegrad", "W6_attention_libtorch", 1, "us"),
+    ("W8 LSTM 32 -> 64, batch 8, 50 steps, forward + backward", "W8_recurrent_tapegrad/0/32/64/8/50/1", "W8_recurrent_libtorch/0/32/64/8/50/1", 1, "ms"),
+    ("W8 2-layer LSTM 64 -> 256, batch 32, 64 steps (the char-LM's shape), forward + backward", "W8_recurrent_tapegrad/0/64/256/32/64/2", "W8_recurrent_libtorch/0/64/256/32/64/2", 1, "ms"),
+    ("W8 2-layer GRU 64 -> 256, batch 32, 64 steps, forward + backward", "W8_recurrent_tapegrad/1/64/256/32/64/2", "W8_recurrent_libtorch/1/64/256/32/64/2", 1, "ms"),
+    ("W8 bidirectional LSTM 32 -> 64, 8 packed sequences of 50 down to 15 steps, forward + backward", "W8_packed_bilstm_tapegrad", "W8_packed_bilstm_libtorch", 1, "ms"),
+    ("W9 Transformer encoder layer (d_model 128, 4 heads, ff 512) on [64, 16, 128], forward + backward", "W9_transformer_layer_tapegrad", "W9_transformer_layer_libtorch", 1, "ms"),
+    ("W9 MultiheadAttention (128, 4 heads), self-attention on [64, 16, 128], forward + backward", "W9_multihead_attention_tapegrad", "W9_multihead_attention_libtorch", 1, "ms"),
 ]
 
 
@@ -78,7 +84,10 @@ def micro(folder, command):
     print_("row; libtorch does the same with `torch::autograd::grad(..., create_graph=true)`. W5 is a batched matmul")
     print_("(`tg::matmul` / `torch::matmul` on 3-D inputs) on attention shapes, forward, sum and backward. W6 is a")
     print_("self-attention block: q, k, v cut from one [8, 64, 192] input by `chunk`, softmax(q k^T / 8) v with k^T by")
-    print_("`transpose(k, 1, 2)`, summed, forward and backward.\n")
+    print_("`transpose(k, 1, 2)`, summed, forward and backward. W8 runs recurrent layers (`nn::LSTM`, `nn::GRU`;")
+    print_("libtorch's `torch::nn::LSTM`, `GRU`) over a padded batch, and a bidirectional LSTM over a packed batch, the")
+    print_("loss the sum of the outputs; W9 a Transformer encoder layer (post-norm, relu, dropout 0) and")
+    print_("MultiheadAttention alone (`need_weights = false`), forward and backward.\n")
     print_("Ratio = libtorch's time / tapegrad's time at libtorch's best setting (higher means tapegrad is faster).")
     print_("libtorch runs twice: with its defaults (intra-op pool of 2 threads, stock glibc malloc) and tuned")
     print_("(pool of 1 thread; `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824`).")

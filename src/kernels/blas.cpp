@@ -5,6 +5,7 @@
 
 #include <cblas.h>
 #ifdef TAPEGRAD_HAVE_DNNL
+#include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>
 #endif
 
@@ -111,6 +112,27 @@ bool as_gemv(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T al
     return false;
 }
 
+#ifdef TAPEGRAD_HAVE_DNNL
+// OpenMP's thread count of this thread, looked up at run time (libgomp comes with oneDNN).
+struct OmpThreads {
+    using Set = void (*)(int);
+    using Get = int (*)();
+    Set set = nullptr;
+    Get get = nullptr;
+    OmpThreads()
+    {
+        set = reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+        get = reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+        if (get == nullptr) set = nullptr;
+    }
+};
+const OmpThreads& omp_threads()
+{
+    static const OmpThreads t;
+    return t;
+}
+#endif
+
 template <class T>
 void gemm_any(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda,
               const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc)
@@ -129,10 +151,17 @@ void gemm_any(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T a
         // faster than 1), and it picks its kernels from the CPU's features where OpenBLAS
         // 0.3.21 falls back to SSE3 kernels on CPUs newer than it knows. If oneDNN refuses
         // the call, OpenBLAS does it.
+        // A product too small to share (a recurrent step's, a small layer's) runs on this
+        // thread alone: waking the other threads for it costs more than it saves, and while
+        // they wait for the next one they spin on cores that other work could use.
+        const bool alone = m * n * k < gemm_parallel_min && omp_threads().set != nullptr;
+        const int threads = alone ? omp_threads().get() : 1;
+        if (alone && threads > 1) omp_threads().set(1);
         const dnnl_status_t st =
             dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', static_cast<dnnl_dim_t>(m), static_cast<dnnl_dim_t>(n),
                        static_cast<dnnl_dim_t>(k), alpha, a, static_cast<dnnl_dim_t>(lda), b,
                        static_cast<dnnl_dim_t>(ldb), beta, c, static_cast<dnnl_dim_t>(ldc));
+        if (alone && threads > 1) omp_threads().set(threads);
         if (st == dnnl_success) return;
 #endif
         cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), bi(m), bi(n), bi(k), alpha, a, bi(lda), b, bi(ldb), beta, c,
