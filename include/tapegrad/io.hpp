@@ -193,8 +193,10 @@ namespace detail {
 /// hook whatever happens, so it acts once.
 void fail_writes_after(std::size_t bytes);
 
-/// Test hook: while on, serialize_torch() and save_torch() on this thread write zip64
-/// records for every entry, as they do for files beyond 4 GiB.
+/// Test hook: while on, serialize_torch() and save_torch() on this thread write a zip64
+/// extra field into every entry's local header, as they do for an entry of 4 GiB or more.
+/// (The zip64 records of the central directory and the end are written only where the
+/// archive needs them: libzip, which writes the archive, decides those itself.)
 void force_zip64(bool on);
 
 }  // namespace detail

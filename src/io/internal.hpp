@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,8 @@
 
 #include "tapegrad/io.hpp"
 #include "tapegrad/nn.hpp"
+
+struct zip;  // libzip's archive (zip_t), opened by ZipReader
 
 namespace tg::io::detail {
 
@@ -103,21 +106,27 @@ bool looks_like_torch(const std::string& bytes);
 // The file at `path` as a torch.save file when looks_like_torch(), else as safetensors.
 File load_by_content(const std::string& path);
 
-// --- defined in zip.cpp --------------------------------------------------------------
+// --- defined in zip.cpp (on libzip) --------------------------------------------------
 
-// One entry of a zip archive's central directory.
+// One entry of a zip archive, as its central directory describes it.
 struct ZipEntry {
     std::string name;
-    std::uint16_t flags = 0;
+    std::uint64_t index = 0;   // libzip's index of the entry
     std::uint16_t method = 0;  // 0 stored, 8 deflated
+    bool encrypted = false;
     std::uint32_t crc = 0;
-    std::uint64_t compressed = 0, size = 0, local_offset = 0;
+    std::uint64_t compressed = 0, size = 0;
 };
 
-// A zip archive in memory (a view of `bytes`, which must outlive it). The constructor reads
-// the central directory (zip64 too) and checks that every entry lies inside the bytes; read()
-// checks the entry's local header, inflates a deflated entry and verifies its CRC-32.
-// Messages start with `where`.
+// Closes a libzip archive without writing it.
+struct ZipCloser {
+    void operator()(::zip* archive) const;
+};
+
+// A zip archive in memory (read through libzip from `bytes`, which must outlive it). The
+// constructor reads the central directory (zip64 too) and checks every local header against
+// it; read() refuses methods other than stored and deflated and sizes the archive cannot
+// hold, then inflates the entry and verifies its CRC-32. Messages start with `where`.
 class ZipReader {
 public:
     ZipReader(const std::string& bytes, std::string where);
@@ -129,6 +138,7 @@ public:
 private:
     const std::string& bytes_;
     std::string where_;
+    std::unique_ptr<::zip, ZipCloser> archive_;
     std::vector<ZipEntry> entries_;
     std::map<std::string, std::size_t> index_;
 };
@@ -140,9 +150,12 @@ struct ZipInput {
     std::size_t size;
 };
 
-// A zip archive of stored (uncompressed) entries, each entry's data aligned to 64 bytes in
-// the archive, with CRC-32s; zip64 records where sizes, offsets or the entry count need them,
-// or everywhere when `force_zip64`.
-std::string zip_archive(const std::vector<ZipInput>& entries, bool force_zip64);
+// A zip archive of stored (uncompressed) entries, written by libzip, each entry's data
+// aligned to 64 bytes in the archive (padding in the local header's extra field, as PyTorch's
+// writer does). libzip writes zip64 records where sizes, offsets or the entry count need
+// them; `force_zip64` makes it write a zip64 extra field into every local header (its
+// central directory and end records stay zip64-free unless the archive needs them).
+// Throws, with `where` starting the message, for an empty list or when libzip fails.
+std::string zip_archive(const std::vector<ZipInput>& entries, bool force_zip64, const std::string& where);
 
 }  // namespace tg::io::detail

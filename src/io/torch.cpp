@@ -159,6 +159,13 @@ const char* kind_name(Kind kind)
     return "a value";
 }
 
+// The kinds a dict key may have: the hashable leaves.
+bool is_key_kind(Kind kind)
+{
+    return kind == Kind::none || kind == Kind::boolean || kind == Kind::integer || kind == Kind::real ||
+           kind == Kind::string;
+}
+
 // A float as Python's repr() writes it: the shortest digits that read back to the same
 // value, positional for exponents -4 to 15 ("0.001", "3.0"), otherwise "1e-08", "1e+16".
 std::string python_float(double v)
@@ -343,16 +350,9 @@ private:
     // The identity of a dict key (Python's equality for the hashable leaves).
     std::string key_identity(const Value& k) const
     {
-        switch (k.kind) {
-        case Kind::none:
-        case Kind::boolean:
-        case Kind::integer:
-        case Kind::real:
-        case Kind::string:
-            return std::to_string(static_cast<int>(k.kind)) + ":" + leaf_text(k);
-        default:
+        if (!is_key_kind(k.kind))
             throw fail(std::string("a dict key is ") + kind_name(k.kind) + ", not a str or number");
-        }
+        return std::to_string(static_cast<int>(k.kind)) + ":" + leaf_text(k);
     }
     void set_item(Value& dict, Ref key, Ref value)
     {
@@ -737,16 +737,8 @@ private:
 
     std::string key_text(const Value& k, const std::string& at) const
     {
-        switch (k.kind) {
-        case Kind::none:
-        case Kind::boolean:
-        case Kind::integer:
-        case Kind::real:
-        case Kind::string:
-            return leaf_text(k);
-        default:
-            throw fail("a dict at " + quote(at) + " has a key that is " + kind_name(k.kind));
-        }
+        if (!is_key_kind(k.kind)) throw fail("a dict at " + quote(at) + " has a key that is " + kind_name(k.kind));
+        return leaf_text(k);
     }
 
     void visit(const Value& v, const std::string& key, bool top, int depth)
@@ -1098,7 +1090,7 @@ std::string serialize_torch_as(const File& file, const std::string& where)
     entries[0].data = reinterpret_cast<const unsigned char*>(pickle.data());
     entries[0].size = pickle.size();
     entries.push_back({"archive/version", reinterpret_cast<const unsigned char*>(version.data()), version.size()});
-    return detail::zip_archive(entries, force_zip64_writes);
+    return detail::zip_archive(entries, force_zip64_writes, where);
 }
 
 }  // namespace

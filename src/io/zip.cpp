@@ -1,12 +1,19 @@
-// tg::io zip archives, the container of torch.save files: a reader of the central directory
-// (zip64 included) whose entries are stored or deflated, and a writer of stored entries.
-// Reading trusts nothing: every offset and size is checked against the bytes before use,
-// an inflated entry must have exactly its declared size, and every CRC-32 is verified.
+// tg::io zip archives, the container of torch.save files, on libzip: reading an archive held
+// in memory (stored and deflated entries, zip64 included) and writing one of stored entries.
+// libzip finds the central directory, checks each local header against it (ZIP_CHECKCONS),
+// inflates and verifies every CRC-32; what is checked here is what libzip leaves to its caller:
+// the methods and sizes an entry may have before anything is allocated for it, and the
+// alignment of the entries' data in what we write. Every libzip error becomes a tg::Error
+// that says in plain words what is wrong.
 
-#include <zlib.h>
+#include <zip.h>
 
 #include <algorithm>
-#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <set>
 #include <utility>
 
 #include "io/internal.hpp"
@@ -14,41 +21,79 @@
 
 namespace tg::io::detail {
 
+void ZipCloser::operator()(::zip* archive) const
+{
+    zip_discard(archive);  // nothing is written back: the writer closes its archive itself
+}
+
 namespace {
 
-constexpr std::uint32_t local_signature = 0x04034b50;
-constexpr std::uint32_t central_signature = 0x02014b50;
-constexpr std::uint32_t end_signature = 0x06054b50;
-constexpr std::uint32_t end64_signature = 0x06064b50;
-constexpr std::uint32_t locator64_signature = 0x07064b50;
-constexpr std::uint16_t zip64_extra_id = 0x0001;
 constexpr std::uint16_t padding_extra_id = 0x4246;  // as PyTorch's writer: aligns the data
-constexpr std::uint32_t u32_max = 0xffffffffu;
 constexpr std::size_t alignment = 64;
+constexpr std::uint64_t u32_max = 0xffffffffu;
+// Every entry is dated 1980-01-01 00:00 (DOS time 0): the files are reproducible.
+constexpr std::uint16_t dos_time = 0, dos_date = (0 << 9) | (1 << 5) | 1;
 
-// Reads little-endian fields at checked positions of the bytes.
-class Cursor {
-public:
-    Cursor(const std::string& bytes, const std::string& where) : bytes_(bytes), where_(where) {}
-
-    // Throws unless [pos, pos + n) lies inside the bytes.
-    void need(std::uint64_t pos, std::uint64_t n, const std::string& what) const
-    {
-        if (pos > bytes_.size() || n > bytes_.size() - pos) {
-            throw Error(where_ + ": " + what + " at byte " + std::to_string(pos) + " (" + std::to_string(n) +
-                        " bytes) lies past the end of the " + std::to_string(bytes_.size()) +
-                        "-byte file (truncated?)");
-        }
-    }
-    template <class U> U at(std::uint64_t pos) const
-    {
-        return load_le<U>(reinterpret_cast<const unsigned char*>(bytes_.data()) + pos);
-    }
-
-private:
-    const std::string& bytes_;
-    const std::string& where_;
+// A zip_error_t that frees what libzip allocated in it.
+struct ZipError {
+    zip_error_t error;
+    ZipError() { zip_error_init(&error); }
+    ~ZipError() { zip_error_fini(&error); }
+    ZipError(const ZipError&) = delete;
+    ZipError& operator=(const ZipError&) = delete;
 };
+
+struct FileCloser {
+    void operator()(zip_file_t* file) const { zip_fclose(file); }
+};
+struct SourceFree {
+    void operator()(zip_source_t* source) const { zip_source_free(source); }
+};
+
+// What a libzip error code means for an archive we read or write, in plain words.
+std::string problem(int code)
+{
+    switch (code) {
+    case ZIP_ER_NOZIP:
+        return "no zip end record (the archive is truncated or is no zip archive)";
+    case ZIP_ER_INCONS:
+        return "the zip archive is inconsistent: its end record, central directory and local headers disagree "
+               "(truncated or corrupt)";
+    case ZIP_ER_CRC:
+        return "CRC-32 mismatch, the archive is corrupt";
+    case ZIP_ER_ZLIB:
+    case ZIP_ER_COMPRESSED_DATA:
+        return "the deflated data is corrupt or truncated";
+    case ZIP_ER_COMPNOTSUPP:
+        return "its compression method is not supported";
+    case ZIP_ER_ENCRNOTSUPP:
+    case ZIP_ER_NOPASSWD:
+    case ZIP_ER_WRONGPASSWD:
+        return "it is encrypted";
+    case ZIP_ER_MULTIDISK:
+        return "a zip archive split over several disks is not supported";
+    case ZIP_ER_EXISTS:
+        return "the archive holds two entries of the same name";
+    case ZIP_ER_EOF:
+        return "the archive ends early (truncated?)";
+    case ZIP_ER_READ:
+    case ZIP_ER_SEEK:
+    case ZIP_ER_TELL:
+        return "reading the archive failed (an offset or size points outside it: truncated or corrupt)";
+    case ZIP_ER_WRITE:
+        return "writing the archive failed";
+    case ZIP_ER_MEMORY:
+        return "out of memory";
+    default:
+        return "libzip failed";
+    }
+}
+
+// problem(), with libzip's own words for the error after it.
+std::string describe(zip_error_t* error)
+{
+    return problem(zip_error_code_zip(error)) + " (libzip: " + zip_error_strerror(error) + ")";
+}
 
 std::string printable_name(const std::string& name)
 {
@@ -66,164 +111,243 @@ std::string printable_name(const std::string& name)
     return quote(out);
 }
 
-std::uint32_t crc_of(const unsigned char* data, std::size_t size)
+// The first name that two entries of the archive share, found by opening it without
+// ZIP_CHECKCONS (then libzip lets a name repeat): for the message when libzip refused it.
+std::optional<std::string> repeated_name(const std::string& bytes)
 {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    // crc32_z takes a size_t; a null pointer would reset it, so empty data is skipped.
-    if (size > 0) crc = crc32_z(crc, data, size);
-    return static_cast<std::uint32_t>(crc);
+    ZipError error;
+    zip_source_t* source = zip_source_buffer_create(bytes.data(), bytes.size(), 0, &error.error);
+    if (source == nullptr) return std::nullopt;
+    zip_t* opened = zip_open_from_source(source, ZIP_RDONLY, &error.error);
+    if (opened == nullptr) {
+        zip_source_free(source);
+        return std::nullopt;
+    }
+    const std::unique_ptr<zip_t, ZipCloser> archive(opened);
+    std::set<std::string> seen;
+    const zip_int64_t count = zip_get_num_entries(opened, 0);
+    for (zip_int64_t i = 0; i < count; ++i) {
+        const char* name = zip_get_name(opened, static_cast<zip_uint64_t>(i), ZIP_FL_ENC_RAW);
+        if (name != nullptr && !seen.insert(name).second) return std::string(name);
+    }
+    return std::nullopt;
 }
 
-std::string inflate_raw(const unsigned char* data, std::uint64_t compressed, std::uint64_t size,
-                        const std::string& where)
+// An entry's bytes as a source that does not tell libzip its size: libzip then writes a zip64
+// extra field into the entry's local header, as it must for an entry that may reach 4 GiB.
+struct Unsized {
+    const unsigned char* data;
+    std::size_t size;
+    std::size_t at = 0;
+    ZipError error;
+    Unsized(const unsigned char* d, std::size_t n) : data(d), size(n) {}
+};
+
+zip_int64_t unsized_source(void* state, void* data, zip_uint64_t length, zip_source_cmd_t command)
 {
-    std::string out(size, '\0');
-    z_stream z{};
-    if (inflateInit2(&z, -MAX_WBITS) != Z_OK) throw Error(where + ": zlib cannot start inflating");
-    std::uint64_t in_done = 0, out_done = 0;
-    int status = Z_OK;
-    // zlib counts in uInt: feed and drain at most 1 GiB at a time.
-    constexpr std::uint64_t step = 1u << 30;
-    while (status == Z_OK) {
-        const std::uint64_t in_now = std::min(step, compressed - in_done);
-        const std::uint64_t out_now = std::min(step, size - out_done);
-        z.next_in = const_cast<Bytef*>(data + in_done);
-        z.avail_in = static_cast<uInt>(in_now);
-        // One spare byte past the declared size shows a stream that is longer than declared.
-        unsigned char spare = 0;
-        z.next_out = out_now > 0 ? reinterpret_cast<Bytef*>(&out[out_done]) : &spare;
-        z.avail_out = out_now > 0 ? static_cast<uInt>(out_now) : 1;
-        status = inflate(&z, Z_NO_FLUSH);
-        in_done += in_now - z.avail_in;
-        if (out_now > 0) {
-            out_done += out_now - z.avail_out;
-        } else if (z.avail_out == 0) {
-            inflateEnd(&z);
-            throw Error(where + ": inflates to more than its declared " + std::to_string(size) + " bytes");
+    auto& s = *static_cast<Unsized*>(state);
+    switch (command) {
+    case ZIP_SOURCE_OPEN:
+        s.at = 0;
+        return 0;
+    case ZIP_SOURCE_READ: {
+        const std::size_t n = std::min<std::uint64_t>(length, s.size - s.at);
+        if (n > 0) std::memcpy(data, s.data + s.at, n);
+        s.at += n;
+        return static_cast<zip_int64_t>(n);
+    }
+    case ZIP_SOURCE_STAT: {
+        auto* st = ZIP_SOURCE_GET_ARGS(zip_stat_t, data, length, &s.error.error);
+        if (st == nullptr) return -1;
+        zip_stat_init(st);  // no size: that is the point
+        return sizeof(zip_stat_t);
+    }
+    case ZIP_SOURCE_ERROR:
+        return zip_error_to_data(&s.error.error, data, length);
+    case ZIP_SOURCE_CLOSE:
+    case ZIP_SOURCE_FREE:
+        return 0;
+    case ZIP_SOURCE_SUPPORTS:
+        return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE, ZIP_SOURCE_STAT,
+                                              ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, -1);
+    default:
+        zip_error_set(&s.error.error, ZIP_ER_OPNOTSUPP, 0);
+        return -1;
+    }
+}
+
+// The padding (0, or 4 to 67 bytes: an extra field's header and zeros) that puts each entry's
+// data at a multiple of `alignment`, given the bytes libzip adds to each local header's extra
+// field itself (`own`: a zip64 extra field or nothing). libzip writes the local headers and
+// data in the order added, from byte 0, each header 30 bytes + name + extra field.
+std::vector<std::size_t> paddings(const std::vector<ZipInput>& entries, const std::vector<std::uint64_t>& own)
+{
+    std::vector<std::size_t> pad(entries.size());
+    std::uint64_t offset = 0;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        const std::uint64_t header = 30 + entries[i].name.size() + own[i];
+        pad[i] = (alignment - (offset + header) % alignment) % alignment;
+        if (pad[i] != 0 && pad[i] < 4) pad[i] += alignment;  // an extra field takes at least 4 bytes
+        offset += header + pad[i] + entries[i].size;
+    }
+    return pad;
+}
+
+// Where libzip put each entry's local header: the data's offset, and the bytes of the extra
+// field that are libzip's own (all but the padding). Throws unless the local headers follow
+// one another as paddings() assumes.
+struct Placed {
+    std::uint64_t data, own;
+};
+
+std::vector<Placed> placement(const std::string& bytes, const std::vector<ZipInput>& entries, const std::string& where)
+{
+    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+    std::vector<Placed> out;
+    std::uint64_t at = 0;
+    for (const ZipInput& e : entries) {
+        const bool header = at + 30 <= bytes.size() && load_le<std::uint32_t>(p + at) == 0x04034b50;
+        const std::uint64_t name = header ? load_le<std::uint16_t>(p + at + 26) : 0;
+        const std::uint64_t extra = header ? load_le<std::uint16_t>(p + at + 28) : 0;
+        const std::uint64_t data = at + 30 + name + extra;
+        if (!header || data > bytes.size() || e.size > bytes.size() - data ||
+            bytes.compare(at + 30, name, e.name) != 0) {
+            throw Error(where + ": libzip did not write the local header of " + printable_name(e.name) + " at byte " +
+                        std::to_string(at) + ", where the entries before it end");
         }
-        if (status == Z_BUF_ERROR && in_now == 0) break;  // no input left: truncated stream
-        if (status == Z_BUF_ERROR) status = Z_OK;
-    }
-    inflateEnd(&z);
-    if (status != Z_STREAM_END) {
-        throw Error(where + ": the deflated data is corrupt or truncated (zlib: " +
-                    (z.msg != nullptr ? std::string(z.msg) : "stream ends early") + ")");
-    }
-    if (out_done != size) {
-        throw Error(where + ": inflates to " + std::to_string(out_done) + " bytes, not its declared " +
-                    std::to_string(size));
+        std::uint64_t own = 0;
+        for (std::uint64_t f = at + 30 + name; f + 4 <= data;) {
+            const std::uint64_t size = 4 + load_le<std::uint16_t>(p + f + 2);
+            if (load_le<std::uint16_t>(p + f) != padding_extra_id) own += size;
+            f += size;
+        }
+        out.push_back({data, own});
+        at = data + e.size;
     }
     return out;
+}
+
+// One archive of `entries`, stored, each local header's extra field padded by `pad` bytes.
+std::string write_archive(const std::vector<ZipInput>& entries, bool force_zip64, const std::vector<std::size_t>& pad,
+                          const std::string& where)
+{
+    auto fail = [&](const std::string& what, zip_error_t* error) {
+        return Error(where + ": writing the zip archive: " + what + ": " + describe(error));
+    };
+    ZipError error;
+    // The archive is written into `buffer`; one reference for the archive, one to read it back.
+    const std::unique_ptr<zip_source_t, SourceFree> buffer(zip_source_buffer_create(nullptr, 0, 0, &error.error));
+    if (!buffer) throw fail("cannot create the buffer", &error.error);
+    zip_source_keep(buffer.get());
+    zip_t* opened = zip_open_from_source(buffer.get(), ZIP_TRUNCATE, &error.error);
+    if (opened == nullptr) {
+        zip_source_free(buffer.get());  // the reference the archive did not take
+        throw fail("cannot open the buffer", &error.error);
+    }
+    std::unique_ptr<zip_t, ZipCloser> archive(opened);
+    std::deque<Unsized> unsized;  // must outlive zip_close, which reads them
+    const std::string zeros(alignment + 4, '\0');
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        const ZipInput& e = entries[i];
+        const std::string what = "entry " + printable_name(e.name);
+        if (e.name.find('\0') != std::string::npos) {
+            throw Error(where + ": writing the zip archive: " + what + " has a NUL byte in its name");
+        }
+        zip_source_t* source = nullptr;
+        if (force_zip64) {
+            source = zip_source_function(archive.get(), unsized_source, &unsized.emplace_back(e.data, e.size));
+        } else {
+            source = zip_source_buffer(archive.get(), e.data, e.size, 0);  // not copied
+        }
+        if (source == nullptr) throw fail(what, zip_get_error(archive.get()));
+        const zip_int64_t index = zip_file_add(archive.get(), e.name.c_str(), source, ZIP_FL_ENC_UTF_8);
+        if (index < 0) {
+            zip_source_free(source);  // not taken by the archive
+            throw fail(what, zip_get_error(archive.get()));
+        }
+        const auto at = static_cast<zip_uint64_t>(index);
+        if (zip_set_file_compression(archive.get(), at, ZIP_CM_STORE, 0) != 0 ||
+            zip_file_set_dostime(archive.get(), at, dos_time, dos_date, 0) != 0 ||
+            (pad[i] != 0 && zip_file_extra_field_set(archive.get(), at, padding_extra_id, ZIP_EXTRA_FIELD_NEW,
+                                                     reinterpret_cast<const zip_uint8_t*>(zeros.data()),
+                                                     static_cast<zip_uint16_t>(pad[i] - 4), ZIP_FL_LOCAL) != 0)) {
+            throw fail(what, zip_get_error(archive.get()));
+        }
+    }
+    if (zip_close(archive.get()) != 0) throw fail("closing", zip_get_error(archive.get()));
+    archive.release();  // zip_close freed it
+
+    zip_stat_t st;
+    zip_stat_init(&st);
+    if (zip_source_stat(buffer.get(), &st) != 0 || (st.valid & ZIP_STAT_SIZE) == 0) {
+        throw fail("the size of what was written", zip_source_error(buffer.get()));
+    }
+    std::string bytes(st.size, '\0');
+    if (zip_source_open(buffer.get()) != 0) throw fail("reading back", zip_source_error(buffer.get()));
+    std::uint64_t done = 0;
+    while (done < bytes.size()) {
+        const zip_int64_t n = zip_source_read(buffer.get(), &bytes[done], bytes.size() - done);
+        if (n <= 0) break;
+        done += static_cast<std::uint64_t>(n);
+    }
+    zip_source_close(buffer.get());
+    if (done != bytes.size()) throw fail("reading back", zip_source_error(buffer.get()));
+    return bytes;
 }
 
 }  // namespace
 
 ZipReader::ZipReader(const std::string& bytes, std::string where) : bytes_(bytes), where_(std::move(where))
 {
-    const Cursor c(bytes_, where_);
-    const std::uint64_t n = bytes_.size();
-    if (n < 22) {
-        throw Error(where_ + ": the file has " + std::to_string(n) +
+    // libzip takes a file of 0 bytes for an empty archive; here it is a truncated file.
+    if (bytes_.size() < 22) {
+        throw Error(where_ + ": the file has " + std::to_string(bytes_.size()) +
                     " bytes, too few for a zip archive's end record (truncated?)");
     }
-    // The end record is the last 22 bytes, unless a comment (at most 65535 bytes) follows it.
-    std::uint64_t end = n - 22;
-    const std::uint64_t lowest = n - 22 > 65535 ? n - 22 - 65535 : 0;
-    while (c.at<std::uint32_t>(end) != end_signature || end + 22 + c.at<std::uint16_t>(end + 20) != n) {
-        if (end == lowest) {
-            throw Error(where_ + ": no zip end record (the archive is truncated or is no zip archive)");
+    ZipError error;
+    zip_source_t* source = zip_source_buffer_create(bytes_.data(), bytes_.size(), 0, &error.error);
+    if (source == nullptr) throw Error(where_ + ": " + describe(&error.error));
+    // ZIP_CHECKCONS: every local header must agree with its central directory entry, and no
+    // entry may reach into the central directory.
+    zip_t* opened = zip_open_from_source(source, ZIP_RDONLY | ZIP_CHECKCONS, &error.error);
+    if (opened == nullptr) {
+        zip_source_free(source);  // not taken by an archive
+        if (zip_error_code_zip(&error.error) == ZIP_ER_EXISTS) {
+            if (const auto name = repeated_name(bytes_)) {
+                throw Error(where_ + ": the archive holds two entries named " + printable_name(*name));
+            }
         }
-        --end;
+        throw Error(where_ + ": " + describe(&error.error));
     }
-    if (c.at<std::uint16_t>(end + 4) != 0 || c.at<std::uint16_t>(end + 6) != 0) {
-        throw Error(where_ + ": a zip archive split over several disks is not supported");
-    }
-    std::uint64_t count = c.at<std::uint16_t>(end + 10);
-    std::uint64_t dir_size = c.at<std::uint32_t>(end + 12);
-    std::uint64_t dir_offset = c.at<std::uint32_t>(end + 16);
-    std::uint64_t dir_end = end;  // where the central directory must end
-    // zip64 end records: PyTorch's writer adds them to every archive, and any writer must
-    // when the end record's fields overflow (then they hold 0xffff or 0xffffffff).
-    const bool saturated = count == 0xffff || dir_size == u32_max || dir_offset == u32_max;
-    const bool located = end >= 20 && c.at<std::uint32_t>(end - 20) == locator64_signature;
-    if (saturated && !located) {
-        throw Error(where_ + ": the zip end record asks for zip64 records, but there is no zip64 locator");
-    }
-    if (located) {
-        const std::uint64_t record = c.at<std::uint64_t>(end - 12);
-        if (end < 20 + 56 || record > end - 20 - 56 || c.at<std::uint32_t>(record) != end64_signature) {
-            throw Error(where_ + ": the zip64 locator points at byte " + std::to_string(record) +
-                        ", where there is no zip64 end record");
-        }
-        count = c.at<std::uint64_t>(record + 32);
-        dir_size = c.at<std::uint64_t>(record + 40);
-        dir_offset = c.at<std::uint64_t>(record + 48);
-        dir_end = record;
-    }
-    if (dir_offset > dir_end || dir_size != dir_end - dir_offset) {
-        throw Error(where_ + ": the central directory (" + std::to_string(dir_size) + " bytes at byte " +
-                    std::to_string(dir_offset) + ") does not end where the end record begins (byte " +
-                    std::to_string(dir_end) + "): truncated or corrupt");
-    }
-    if (count > dir_size / 46) {
-        throw Error(where_ + ": the end record counts " + std::to_string(count) +
-                    " entries, more than the central directory of " + std::to_string(dir_size) + " bytes can hold");
-    }
+    archive_.reset(opened);
 
-    std::uint64_t pos = dir_offset;
-    for (std::uint64_t i = 0; i < count; ++i) {
-        const std::string what = "central directory entry " + std::to_string(i);
-        c.need(pos, 46, what);
-        if (pos + 46 > dir_end || c.at<std::uint32_t>(pos) != central_signature) {
-            throw Error(where_ + ": " + what + " (byte " + std::to_string(pos) + ") is not a central directory entry");
+    const zip_int64_t count = zip_get_num_entries(opened, 0);
+    if (count < 0) throw Error(where_ + ": " + describe(zip_get_error(opened)));
+    constexpr zip_uint64_t needed = ZIP_STAT_NAME | ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_CRC |
+                                    ZIP_STAT_COMP_METHOD | ZIP_STAT_ENCRYPTION_METHOD;
+    for (zip_uint64_t i = 0; i < static_cast<zip_uint64_t>(count); ++i) {
+        zip_stat_t st;
+        zip_stat_init(&st);
+        // The name's bytes as they are in the archive (PyTorch's names are ASCII).
+        if (zip_stat_index(opened, i, ZIP_FL_ENC_RAW, &st) != 0) {
+            throw Error(where_ + ": entry " + std::to_string(i) + ": " + describe(zip_get_error(opened)));
+        }
+        if ((st.valid & needed) != needed) {
+            throw Error(where_ + ": entry " + std::to_string(i) +
+                        ": its name, sizes, CRC-32 or methods are not in the central directory");
         }
         ZipEntry e;
-        e.flags = c.at<std::uint16_t>(pos + 8);
-        e.method = c.at<std::uint16_t>(pos + 10);
-        e.crc = c.at<std::uint32_t>(pos + 16);
-        e.compressed = c.at<std::uint32_t>(pos + 20);
-        e.size = c.at<std::uint32_t>(pos + 24);
-        const std::uint64_t name_size = c.at<std::uint16_t>(pos + 28);
-        const std::uint64_t extra_size = c.at<std::uint16_t>(pos + 30);
-        const std::uint64_t comment_size = c.at<std::uint16_t>(pos + 32);
-        e.local_offset = c.at<std::uint32_t>(pos + 42);
-        if (pos + 46 + name_size + extra_size + comment_size > dir_end) {
-            throw Error(where_ + ": " + what + " reaches past the end of the central directory");
-        }
-        e.name = bytes_.substr(pos + 46, name_size);
-        // zip64: the fields that hold 0xffffffff are in the extra field, in this order.
-        std::uint64_t extra = pos + 46 + name_size;
-        const std::uint64_t extra_end = extra + extra_size;
-        while (extra + 4 <= extra_end) {
-            const std::uint16_t id = c.at<std::uint16_t>(extra);
-            const std::uint64_t size = c.at<std::uint16_t>(extra + 2);
-            if (extra + 4 + size > extra_end) {
-                throw Error(where_ + ": the extra field of entry " + printable_name(e.name) + " is truncated");
-            }
-            if (id == zip64_extra_id) {
-                std::uint64_t field = extra + 4;
-                for (std::uint64_t* value : {&e.size, &e.compressed, &e.local_offset}) {
-                    if (*value != u32_max) continue;
-                    if (field + 8 > extra + 4 + size) {
-                        throw Error(where_ + ": the zip64 extra field of entry " + printable_name(e.name) +
-                                    " is too short for the sizes it must hold");
-                    }
-                    *value = c.at<std::uint64_t>(field);
-                    field += 8;
-                }
-            }
-            extra += 4 + size;
-        }
-        if (e.local_offset > dir_offset || e.compressed > dir_offset - e.local_offset) {
-            throw Error(where_ + ": entry " + printable_name(e.name) + " (" + std::to_string(e.compressed) +
-                        " bytes at byte " + std::to_string(e.local_offset) +
-                        ") does not lie before the central directory");
-        }
+        e.name = st.name;
+        e.index = i;
+        e.method = st.comp_method;
+        e.encrypted = st.encryption_method != ZIP_EM_NONE;
+        e.crc = st.crc;
+        e.compressed = st.comp_size;
+        e.size = st.size;
         if (!index_.emplace(e.name, entries_.size()).second) {
             throw Error(where_ + ": the archive holds two entries named " + printable_name(e.name));
         }
         entries_.push_back(std::move(e));
-        pos += 46 + name_size + extra_size + comment_size;
     }
 }
 
@@ -235,168 +359,69 @@ const ZipEntry* ZipReader::find(const std::string& name) const
 
 std::string ZipReader::read(const ZipEntry& e) const
 {
-    const Cursor c(bytes_, where_);
-    const std::string what = "entry " + printable_name(e.name);
-    c.need(e.local_offset, 30, "the local header of " + what);
-    if (c.at<std::uint32_t>(e.local_offset) != local_signature) {
-        throw Error(where_ + ": " + what + ": no local header at byte " + std::to_string(e.local_offset));
-    }
-    const std::uint64_t name_size = c.at<std::uint16_t>(e.local_offset + 26);
-    const std::uint64_t extra_size = c.at<std::uint16_t>(e.local_offset + 28);
-    const std::uint64_t data = e.local_offset + 30 + name_size + extra_size;
-    c.need(e.local_offset + 30, name_size + extra_size, "the local header of " + what);
-    if (bytes_.compare(e.local_offset + 30, name_size, e.name) != 0) {
-        throw Error(where_ + ": " + what + ": its local header names " +
-                    printable_name(bytes_.substr(e.local_offset + 30, name_size)));
-    }
-    c.need(data, e.compressed, "the data of " + what);
-    if ((e.flags & 1) != 0) throw Error(where_ + ": " + what + " is encrypted");
-    const auto* p = reinterpret_cast<const unsigned char*>(bytes_.data()) + data;
-    std::string out;
-    if (e.method == 0) {
-        if (e.compressed != e.size) {
-            throw Error(where_ + ": " + what + " is stored, but its sizes differ (" + std::to_string(e.compressed) +
-                        " and " + std::to_string(e.size) + " bytes)");
-        }
-        out.assign(reinterpret_cast<const char*>(p), e.size);
-    } else if (e.method == 8) {
-        // Deflate expands at most 1032 to 1: a larger declared size is a lie, not allocated.
-        if (e.size / 1032 > e.compressed + 1) {
-            throw Error(where_ + ": " + what + " declares " + std::to_string(e.size) + " bytes, more than its " +
-                        std::to_string(e.compressed) + " deflated bytes can hold");
-        }
-        out = inflate_raw(p, e.compressed, e.size, where_ + ": " + what);
-    } else {
-        throw Error(where_ + ": " + what + " uses compression method " + std::to_string(e.method) +
+    const std::string what = where_ + ": entry " + printable_name(e.name);
+    // libzip would read other methods too (bzip2, xz, zstd); PyTorch reads only these two.
+    if (e.method != ZIP_CM_STORE && e.method != ZIP_CM_DEFLATE) {
+        throw Error(what + " uses compression method " + std::to_string(e.method) +
                     " (only stored and deflated entries are read)");
     }
-    const std::uint32_t crc = crc_of(reinterpret_cast<const unsigned char*>(out.data()), out.size());
-    if (crc != e.crc) {
-        char text[64];
-        std::snprintf(text, sizeof text, "stored %08x, computed %08x", e.crc, crc);
-        throw Error(where_ + ": " + what + ": CRC-32 mismatch, the archive is corrupt (" + text + ")");
+    if (e.encrypted) throw Error(what + " is encrypted");
+    // The declared size is allocated below: it must be one the archive's bytes can hold.
+    if (e.compressed > bytes_.size()) {
+        throw Error(what + " declares " + std::to_string(e.compressed) + " bytes of data, more than the " +
+                    std::to_string(bytes_.size()) + "-byte archive holds");
     }
+    if (e.method == ZIP_CM_STORE && e.compressed != e.size) {
+        throw Error(what + " is stored, but its sizes differ (" + std::to_string(e.compressed) + " and " +
+                    std::to_string(e.size) + " bytes)");
+    }
+    // Deflate expands at most 1032 to 1: a larger declared size is a lie, not allocated.
+    if (e.method == ZIP_CM_DEFLATE && e.size / 1032 > e.compressed + 1) {
+        throw Error(what + " declares " + std::to_string(e.size) + " bytes, more than its " +
+                    std::to_string(e.compressed) + " deflated bytes can hold");
+    }
+    const std::unique_ptr<zip_file_t, FileCloser> file(zip_fopen_index(archive_.get(), e.index, 0));
+    if (!file) throw Error(what + ": " + describe(zip_get_error(archive_.get())));
+    std::string out(e.size, '\0');
+    std::uint64_t done = 0;
+    while (done < e.size) {
+        const zip_int64_t n = zip_fread(file.get(), &out[done], e.size - done);
+        if (n < 0) throw Error(what + ": " + describe(zip_file_get_error(file.get())));
+        if (n == 0) {
+            throw Error(what + ": its data ends after " + std::to_string(done) + " of its declared " +
+                        std::to_string(e.size) + " bytes (truncated or corrupt)");
+        }
+        done += static_cast<std::uint64_t>(n);
+    }
+    // Reading on to the end of the data is what makes libzip compare the CRC-32.
+    char spare = 0;
+    const zip_int64_t more = zip_fread(file.get(), &spare, 1);
+    if (more < 0) throw Error(what + ": " + describe(zip_file_get_error(file.get())));
+    if (more > 0) throw Error(what + ": its data is longer than its declared " + std::to_string(e.size) + " bytes");
     return out;
 }
 
-std::string zip_archive(const std::vector<ZipInput>& entries, bool force_zip64)
+std::string zip_archive(const std::vector<ZipInput>& entries, bool force_zip64, const std::string& where)
 {
-    struct Written {
-        std::uint32_t crc;
-        std::uint64_t offset;
-    };
-    std::vector<Written> written;
-    std::string out;
-    auto put16 = [&](std::uint64_t v) {
-        unsigned char b[2];
-        store_le(b, static_cast<std::uint16_t>(v));
-        out.append(reinterpret_cast<const char*>(b), 2);
-    };
-    auto put32 = [&](std::uint64_t v) {
-        unsigned char b[4];
-        store_le(b, static_cast<std::uint32_t>(v));
-        out.append(reinterpret_cast<const char*>(b), 4);
-    };
-    auto put64 = [&](std::uint64_t v) {
-        unsigned char b[8];
-        store_le(b, v);
-        out.append(reinterpret_cast<const char*>(b), 8);
-    };
-    auto big = [](std::uint64_t v) { return v >= u32_max; };
-    constexpr std::uint16_t dos_date = (0 << 9) | (1 << 5) | 1;  // 1980-01-01: the files are reproducible
-
-    for (const ZipInput& e : entries) {
-        const std::uint64_t offset = out.size();
-        const bool zip64 = force_zip64 || big(e.size);
-        const std::uint32_t crc = crc_of(e.data, e.size);
-        written.push_back({crc, offset});
-        const std::uint64_t zip64_size = zip64 ? 20 : 0;
-        std::uint64_t pad = (alignment - (offset + 30 + e.name.size() + zip64_size) % alignment) % alignment;
-        if (pad != 0 && pad < 4) pad += alignment;
-        put32(local_signature);
-        put16(zip64 ? 45 : 20);
-        put16(0);  // flags
-        put16(0);  // stored
-        put16(0);  // time
-        put16(dos_date);
-        put32(crc);
-        put32(zip64 ? u32_max : e.size);
-        put32(zip64 ? u32_max : e.size);
-        put16(e.name.size());
-        put16(zip64_size + pad);
-        out += e.name;
-        if (zip64) {
-            put16(zip64_extra_id);
-            put16(16);
-            put64(e.size);
-            put64(e.size);
+    // libzip writes no archive at all without entries (a torch.save file has at least three).
+    if (entries.empty()) throw Error(where + ": writing the zip archive: no entries");
+    // First as libzip is expected to lay the entries out: a zip64 extra field (20 bytes) in a
+    // local header when the entry's size is unknown to it (force_zip64) or reaches 4 GiB. If
+    // the data is not aligned after all, once more with the extra fields libzip did write.
+    std::vector<std::uint64_t> own(entries.size());
+    for (std::size_t i = 0; i < entries.size(); ++i) own[i] = force_zip64 || entries[i].size >= u32_max ? 20 : 0;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        std::string bytes = write_archive(entries, force_zip64, paddings(entries, own), where);
+        const std::vector<Placed> placed = placement(bytes, entries, where);
+        bool aligned = true;
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+            aligned = aligned && placed[i].data % alignment == 0;
+            own[i] = placed[i].own;
         }
-        if (pad != 0) {
-            put16(padding_extra_id);
-            put16(pad - 4);
-            out.append(pad - 4, '\0');
-        }
-        out.append(reinterpret_cast<const char*>(e.data), e.size);
+        if (aligned) return bytes;
     }
-
-    const std::uint64_t dir_offset = out.size();
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-        const ZipInput& e = entries[i];
-        const bool zip64 = force_zip64 || big(e.size) || big(written[i].offset);
-        put32(central_signature);
-        put16(zip64 ? 45 : 20);  // made by
-        put16(zip64 ? 45 : 20);  // needed
-        put16(0);
-        put16(0);
-        put16(0);
-        put16(dos_date);
-        put32(written[i].crc);
-        put32(zip64 ? u32_max : e.size);
-        put32(zip64 ? u32_max : e.size);
-        put16(e.name.size());
-        put16(zip64 ? 28 : 0);
-        put16(0);  // comment
-        put16(0);  // disk
-        put16(0);  // internal attributes
-        put32(0);  // external attributes
-        put32(zip64 ? u32_max : written[i].offset);
-        out += e.name;
-        if (zip64) {
-            put16(zip64_extra_id);
-            put16(24);
-            put64(e.size);
-            put64(e.size);
-            put64(written[i].offset);
-        }
-    }
-    const std::uint64_t dir_size = out.size() - dir_offset;
-    const bool zip64_end = force_zip64 || entries.size() >= 0xffff || big(dir_offset) || big(dir_size);
-    if (zip64_end) {
-        const std::uint64_t record = out.size();
-        put32(end64_signature);
-        put64(44);  // the record's size after this field
-        put16(45);
-        put16(45);
-        put32(0);
-        put32(0);
-        put64(entries.size());
-        put64(entries.size());
-        put64(dir_size);
-        put64(dir_offset);
-        put32(locator64_signature);
-        put32(0);
-        put64(record);
-        put32(1);
-    }
-    put32(end_signature);
-    put16(0);
-    put16(0);
-    put16(zip64_end ? 0xffff : entries.size());
-    put16(zip64_end ? 0xffff : entries.size());
-    put32(zip64_end ? u32_max : dir_size);
-    put32(zip64_end ? u32_max : dir_offset);
-    put16(0);
-    return out;
+    throw Error(where + ": writing the zip archive: libzip did not put the entries' data at multiples of " +
+                std::to_string(alignment) + " bytes");
 }
 
 }  // namespace tg::io::detail

@@ -70,7 +70,7 @@ TEST_CASE("values of a pass stay readable after backward until the next op", "[e
     CHECK(next.item() == 3.0);
 }
 
-TEST_CASE("backward through a spent pass is an error; retain_graph allows a second", "[engine][pass]")
+TEST_CASE("backward through a spent pass is an error, and retain_graph allows a second", "[engine][pass]")
 {
     Var<double> w = tg::parameter(xt::xarray<double>{1.0, 2.0});
     Var<double> loss = tg::sum(tg::square(w));

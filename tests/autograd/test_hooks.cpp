@@ -152,7 +152,7 @@ TEST_CASE("a hook may change the gradient, records nothing, and an exception fro
     CHECK(c.w1.has_grad());
 }
 
-TEST_CASE("remove() unregisters a hook; a parameter's end releases its hooks", "[hooks]")
+TEST_CASE("remove() unregisters a hook, and a parameter's end releases its hooks", "[hooks]")
 {
     Var<double> w = p({1.0, 2.0});
     int ran = 0;

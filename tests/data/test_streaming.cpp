@@ -135,7 +135,7 @@ TEST_CASE("a transform given to data::map runs on every example, on the workers 
                       Contains("data::map: the transform is empty"));
 }
 
-TEST_CASE("a failing example reaches the loop as a tg::Error naming its index; the loader stays usable",
+TEST_CASE("a failing example reaches the loop as a tg::Error naming its index, and the loader stays usable",
           "[data][threads]")
 {
     auto data = std::make_shared<Counting>(40);
@@ -199,7 +199,7 @@ TEST_CASE("a streaming loader refuses bad options and bad samplers", "[data]")
     CHECK_THROWS_WITH(*end, Contains("past the end"));
 }
 
-TEST_CASE("a custom sampler chooses the examples and their order; an empty dataset has no batches", "[data]")
+TEST_CASE("a custom sampler chooses the examples and their order, and an empty dataset has no batches", "[data]")
 {
     struct Evens : tg::data::Sampler {
         std::vector<std::size_t> epoch_indices(std::size_t n, std::uint64_t epoch) override

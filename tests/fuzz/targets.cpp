@@ -322,7 +322,7 @@ int write_seeds(const std::string& dir)
     put("idx", "dataset-gzip.idx", pair(zipped, label_file));
 
     // torch.save files: the safetensors seed's tensors and metadata as save_torch writes them
-    // (also with zip64 records), and an optimizer state as PyTorch pickles it: nested dicts
+    // (also with zip64 local headers), and an optimizer state as PyTorch pickles it: nested dicts
     // and lists, floats, a tuple, None, and two views of one storage.
     put("torch", "state-dict.pt", io::serialize_torch(f));
     io::detail::force_zip64(true);

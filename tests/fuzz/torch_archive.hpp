@@ -105,30 +105,29 @@ inline std::string zip_stored(const std::vector<std::pair<std::string, std::stri
     for (const auto& [name, data] : entries) {
         const auto crc = static_cast<std::uint32_t>(
             crc32(0, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
+        // The fields both headers share: flags, method (stored), time and date, CRC, both
+        // sizes, name length, extra length.
+        const std::size_t size = data.size(), name_size = name.size();
+        auto common = [&](std::string& to) {
+            put_le(to, 0, 2);
+            put_le(to, 0, 2);
+            put_le(to, 0, 4);
+            put_le(to, crc, 4);
+            put_le(to, size, 4);
+            put_le(to, size, 4);
+            put_le(to, name_size, 2);
+            put_le(to, 0, 2);
+        };
         const std::size_t offset = out.size();
         put_le(out, 0x04034b50, 4);
         put_le(out, 20, 2);
-        put_le(out, 0, 2);
-        put_le(out, 0, 2);
-        put_le(out, 0, 4);
-        put_le(out, crc, 4);
-        put_le(out, data.size(), 4);
-        put_le(out, data.size(), 4);
-        put_le(out, name.size(), 2);
-        put_le(out, 0, 2);
+        common(out);
         out += name;
         out += data;
         put_le(dir, 0x02014b50, 4);
         put_le(dir, 20, 2);
         put_le(dir, 20, 2);
-        put_le(dir, 0, 2);
-        put_le(dir, 0, 2);
-        put_le(dir, 0, 4);
-        put_le(dir, crc, 4);
-        put_le(dir, data.size(), 4);
-        put_le(dir, data.size(), 4);
-        put_le(dir, name.size(), 2);
-        put_le(dir, 0, 2);
+        common(dir);
         put_le(dir, 0, 2);
         put_le(dir, 0, 2);
         put_le(dir, 0, 2);

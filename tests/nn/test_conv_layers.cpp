@@ -258,13 +258,37 @@ TEST_CASE("save_parameters, load_parameters and checkpoints carry the buffers", 
     CHECK(d.at<nn::BatchNorm2d<float>>(1).num_batches_tracked() == 1);
 }
 
+namespace {
+
+// PyTorch's outputs of the reference CNN (tests/reference/cnn_outputs.json).
+nlohmann::json reference_cnn_outputs()
+{
+    std::ifstream in(std::string(TAPEGRAD_REFERENCE_DIR) + "/cnn_outputs.json");
+    REQUIRE(in);
+    return nlohmann::json::parse(in);
+}
+
+// The model's outputs in eval and in train mode against PyTorch's, at 1e-12.
+void check_reference_outputs(nn::Sequential<double>& m, const nlohmann::json& ref)
+{
+    const Var<double> x = tg::constant(json_array(ref.at("input")));
+    m.eval();
+    const double eval_error = worst_relative(m(x).value(), json_array(ref.at("eval_output")), 1e-300);
+    INFO("eval: worst relative difference " << eval_error);
+    CHECK(eval_error <= 1e-12);
+    m.train();
+    const double train_error = worst_relative(m(x).value(), json_array(ref.at("train_output")), 1e-300);
+    INFO("train: worst relative difference " << train_error);
+    CHECK(train_error <= 1e-12);
+}
+
+}  // namespace
+
 TEST_CASE("a PyTorch state_dict loads into the same architecture and gives PyTorch's outputs",
           "[conv][nn][reference][pytorch]")
 {
     const std::string dir = TAPEGRAD_REFERENCE_DIR;
-    std::ifstream in(dir + "/cnn_outputs.json");
-    REQUIRE(in);
-    const nlohmann::json ref = nlohmann::json::parse(in);
+    const nlohmann::json ref = reference_cnn_outputs();
     nn::Sequential<double> m = reference_cnn();
     tg::io::load_parameters(dir + "/cnn_state_dict.safetensors", m);
     // The same keys, in PyTorch's order.
@@ -276,15 +300,7 @@ TEST_CASE("a PyTorch state_dict loads into the same architecture and gives PyTor
     std::sort(want.begin(), want.end());
     CHECK(keys == want);
 
-    const Var<double> x = tg::constant(json_array(ref.at("input")));
-    m.eval();
-    const double eval_error = worst_relative(m(x).value(), json_array(ref.at("eval_output")), 1e-300);
-    INFO("eval: worst relative difference " << eval_error);
-    CHECK(eval_error <= 1e-12);
-    m.train();
-    const double train_error = worst_relative(m(x).value(), json_array(ref.at("train_output")), 1e-300);
-    INFO("train: worst relative difference " << train_error);
-    CHECK(train_error <= 1e-12);
+    check_reference_outputs(m, ref);  // leaves m in train mode, its buffers updated
     for (const auto& nb : m.named_buffers()) {
         INFO(nb.first);
         const auto& after = ref.at("after_train").at(nb.first);
@@ -312,21 +328,9 @@ TEST_CASE("the same CNN's state_dict as torch.save wrote it loads by load_parame
 {
     // tests/reference/make_torch_files.py saved cnn_state_dict.safetensors's model with
     // torch.save and checked there that it gives cnn_outputs.json's outputs.
-    const std::string dir = TAPEGRAD_REFERENCE_DIR;
-    std::ifstream in(dir + "/cnn_outputs.json");
-    REQUIRE(in);
-    const nlohmann::json ref = nlohmann::json::parse(in);
     nn::Sequential<double> m = reference_cnn();
-    tg::io::load_parameters(dir + "/torch/cnn_state_dict.pt", m);
-    const Var<double> x = tg::constant(json_array(ref.at("input")));
-    m.eval();
-    const double eval_error = worst_relative(m(x).value(), json_array(ref.at("eval_output")), 1e-300);
-    INFO("eval: worst relative difference " << eval_error);
-    CHECK(eval_error <= 1e-12);
-    m.train();
-    const double train_error = worst_relative(m(x).value(), json_array(ref.at("train_output")), 1e-300);
-    INFO("train: worst relative difference " << train_error);
-    CHECK(train_error <= 1e-12);
+    tg::io::load_parameters(std::string(TAPEGRAD_REFERENCE_DIR) + "/torch/cnn_state_dict.pt", m);
+    check_reference_outputs(m, reference_cnn_outputs());
 }
 
 TEST_CASE("a CNN training loop reaches a steady state: the heap does not grow", "[conv][nn][memory]")

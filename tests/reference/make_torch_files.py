@@ -27,7 +27,7 @@ The first form writes into DIR:
                   and every other leaf as text (Python's str/repr)
 
 The second form checks a file tapegrad wrote (tg::io::save_torch; the test suite keeps
-from_tapegrad.pt and from_tapegrad_zip64.pt, written with zip64 records, and requires
+from_tapegrad.pt and from_tapegrad_zip64.pt, written with zip64 local headers, and requires
 save_torch to write exactly those bytes): torch.load(FILE, weights_only=True) must give
 exactly the tensors of dtypes.pt, empty.pt and model.pt, and the metadata the test wrote
 as the attribute tapegrad_metadata (see test_torch.cpp).
