@@ -10,6 +10,7 @@
 #include "tapegrad/error.hpp"
 #include "tapegrad/gradcheck.hpp"
 #include "tapegrad/hooks.hpp"
+#include "tapegrad/image.hpp"
 #include "tapegrad/io.hpp"
 #include "tapegrad/kit.hpp"
 #include "tapegrad/nn.hpp"

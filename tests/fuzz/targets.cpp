@@ -11,9 +11,11 @@
 #include <memory>
 
 #include <nlohmann/json.hpp>
+#include <xtensor/xview.hpp>
 
 #include "tapegrad/checkpoint.hpp"
 #include "tapegrad/data.hpp"
+#include "tapegrad/image.hpp"
 #include "tapegrad/io.hpp"
 #include "tapegrad/tapegrad.hpp"
 #include "torch_archive.hpp"
@@ -229,11 +231,40 @@ int torch(const std::uint8_t* data, std::size_t size)
     return 0;
 }
 
+int image(const std::uint8_t* bytes, std::size_t size)
+{
+    if (size == 0) return 0;
+    const std::size_t channels = std::size_t{bytes[0]} % 3 == 2 ? 3 : std::size_t{bytes[0]} % 3;
+    xt::xarray<std::uint8_t> img;
+    try {
+        img = data::decode_image(bytes + 1, size - 1, channels, "fuzz");
+    } catch (const Error&) {
+        return 0;
+    }
+    const auto& s = img.shape();
+    if (s.size() != 3 || (s[0] != 1 && s[0] != 3) || s[1] == 0 || s[2] == 0) broken("decode_image gave a bad shape");
+    if (channels != 0 && s[0] != channels) broken("decode_image ignored the channels asked for");
+    if (s[1] * s[2] > data::max_image_pixels) broken("decode_image accepted more than max_image_pixels");
+    const xt::xarray<float> small = data::resize_image<float>(xt::xarray<float>(img), 5, 3);
+    if (small.shape(1) != 5 || small.shape(2) != 3) broken("resize_image gave the wrong size");
+    for (float v : small) {
+        if (!(v >= 0.0f && v <= 255.0f)) broken("resize_image left the range of its input");
+    }
+    if (s[1] * s[2] <= 4096) {
+        const std::string png = data::encode_png(img);
+        const xt::xarray<std::uint8_t> again =
+            data::decode_image(reinterpret_cast<const std::uint8_t*>(png.data()), png.size(), 0, "again");
+        if (again != img) broken("encode_png and decode_image changed the image");
+    }
+    return 0;
+}
+
 int write_seeds(const std::string& dir)
 {
     namespace fs = std::filesystem;
     int count = 0;
-    for (const char* sub : {"safetensors", "checkpoint", "idx", "torch"}) fs::create_directories(fs::path(dir) / sub);
+    for (const char* sub : {"safetensors", "checkpoint", "idx", "torch", "image"})
+        fs::create_directories(fs::path(dir) / sub);
     auto put = [&](const std::string& sub, const std::string& name, const std::string& bytes) {
         write_file((fs::path(dir) / sub / name).string(), bytes);
         ++count;
@@ -309,6 +340,15 @@ int write_seeds(const std::string& dir)
     p.str("params").op(']').integer(0).op('a').op('s');
     p.op('a').op('s');
     put("torch", "optimizer.pt", tg_torch::archive(p.done(), {{"0", tg_torch::floats(1)}, {"1", tg_torch::floats(6)}}));
+
+    // Images: tiny gray and RGB PNGs and JPEGs (byte 0: the channels to ask for).
+    xt::xarray<std::uint8_t> rgb = xt::xarray<std::uint8_t>::from_shape({3, 6, 5});
+    for (std::size_t i = 0; i < rgb.size(); ++i) rgb.data()[i] = static_cast<std::uint8_t>(i * 7 % 256);
+    const xt::xarray<std::uint8_t> gray = xt::view(rgb, xt::range(0, 1));
+    put("image", "gray.png", std::string(1, '\0') + data::encode_png(gray));
+    put("image", "rgb-as-gray.png", std::string(1, '\1') + data::encode_png(rgb));
+    put("image", "gray.jpg", std::string(1, '\2') + data::encode_jpeg(gray, 90));
+    put("image", "rgb.jpg", std::string(1, '\0') + data::encode_jpeg(rgb, 50));
     return count;
 }
 

@@ -30,8 +30,14 @@ int idx(const std::uint8_t* data, std::size_t size);
 /// and serialize_torch and parse_torch again (which must give the same file).
 int torch(const std::uint8_t* data, std::size_t size);
 
+/// The bytes as an image file: byte 0 chooses the channels (0, 1 or 3, by its value mod 3)
+/// and decode_image decodes the rest. An image it accepts must be [C, H, W] with C 1 or 3
+/// and at most max_image_pixels pixels, survive resize_image to 5 x 3, and come back
+/// unchanged through encode_png and decode_image.
+int image(const std::uint8_t* data, std::size_t size);
+
 /// Writes the seed inputs of every target, made by the library itself, under `dir`
-/// (dir/safetensors, dir/checkpoint, dir/idx, dir/torch); returns how many files it wrote.
+/// (dir/safetensors, dir/checkpoint, dir/idx, dir/torch, dir/image); returns how many files it wrote.
 int write_seeds(const std::string& dir);
 
 }  // namespace tg::fuzz

@@ -29,6 +29,7 @@ Target target_named(const std::string& name)
     if (name == "checkpoint") return tg::fuzz::checkpoint;
     if (name == "idx") return tg::fuzz::idx;
     if (name == "torch") return tg::fuzz::torch;
+    if (name == "image") return tg::fuzz::image;
     return nullptr;
 }
 
@@ -60,13 +61,13 @@ std::size_t replay(const fs::path& dir)
 
 TEST_CASE("every input that ever crashed a fuzz target is handled", "[fuzz][regressions]")
 {
-    CHECK(replay(fs::path(TAPEGRAD_FUZZ_DIR) / "regressions") >= 6);
+    CHECK(replay(fs::path(TAPEGRAD_FUZZ_DIR) / "regressions") >= 9);
 }
 
 TEST_CASE("the fuzz targets' seeds are valid files that load and train", "[fuzz][seeds]")
 {
     const fs::path dir = fs::temp_directory_path() / ("tapegrad-fuzz-seeds-" + std::to_string(::getpid()));
-    CHECK(tg::fuzz::write_seeds(dir.string()) == 13);
-    CHECK(replay(dir) == 13);
+    CHECK(tg::fuzz::write_seeds(dir.string()) == 17);
+    CHECK(replay(dir) == 17);
     fs::remove_all(dir);
 }
