@@ -267,7 +267,7 @@ std::vector<std::uint8_t> interleave(const xt::xarray<std::uint8_t>& image, cons
     }
     if (h == 0 || w == 0) throw Error(std::string(who) + ": image is empty (" + format_shape(s) + ")");
     if (h * w > max_image_pixels) throw Error(std::string(who) + ": image too large (" + format_shape(s) + ")");
-    const xt::xarray<std::uint8_t> planar = image;  // row-major, whatever came in
+    const xt::xarray<std::uint8_t>& planar = image;  // row-major
     std::vector<std::uint8_t> px(c * h * w);
     const std::size_t plane = h * w;
     for (std::size_t i = 0; i < plane; ++i) {
@@ -395,7 +395,7 @@ template <class T> xt::xarray<T> resize_image(const xt::xarray<T>& image, std::s
     }
     const std::size_t c = s[0], ih = s[1], iw = s[2];
     if (ih == height && iw == width) return image;
-    const xt::xarray<T> src = image;  // row-major
+    const xt::xarray<T>& src = image;  // row-major
     // Output pixel o samples input coordinate (o + 0.5) * in / out - 0.5, clamped at 0
     // (half-pixel centres, PyTorch's align_corners=False); its two neighbours and weights
     // are the same for every row (columns) or column (rows), so they are computed once.

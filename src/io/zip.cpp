@@ -275,7 +275,7 @@ std::string write_archive(const std::vector<ZipInput>& entries, bool force_zip64
         }
     }
     if (zip_close(archive.get()) != 0) throw fail("closing", zip_get_error(archive.get()));
-    archive.release();  // zip_close freed it
+    (void)archive.release();  // zip_close freed it
 
     zip_stat_t st;
     zip_stat_init(&st);

@@ -213,7 +213,7 @@ AttentionOutput<T> MultiheadAttention<T>::forward(const Var<T>& query, const Var
         o = blocked ? scaled_dot_product_attention(qh, kh, vh, xt::xarray<bool>(!*blocked), ao)
                     : scaled_dot_product_attention(qh, kh, vh, ao);
     } else {
-        const double scale = 1.0 / std::sqrt(static_cast<double>(e / heads));
+        const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim()));
         Var<T> scores = mul(matmul(qh, kh, false, true), static_cast<T>(scale));
         if (blocked) scores = masked_fill(scores, *blocked, std::numeric_limits<T>::lowest());
         Var<T> w = softmax(scores, -1);

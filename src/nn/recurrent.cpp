@@ -603,6 +603,8 @@ template <class T> PackedSequence<T> pack_sequence(const std::vector<Var<T>>& se
     return pack_padded_sequence(padded, lengths, false, enforce_sorted);
 }
 
+template <class T> using VarList = std::vector<Var<T>>;  // a type the instantiation macro can name
+
 #define TAPEGRAD_RECURRENT_INSTANTIATE(T)                                                                              \
     template class RecurrentLayer<T>;                                                                                  \
     template class LSTM<T>;                                                                                            \
@@ -614,7 +616,7 @@ template <class T> PackedSequence<T> pack_sequence(const std::vector<Var<T>>& se
     template PackedSequence<T> pack_padded_sequence<T>(const Var<T>&, const std::vector<std::size_t>&, bool, bool);    \
     template std::pair<Var<T>, std::vector<std::size_t>> pad_packed_sequence<T>(const PackedSequence<T>&, bool,        \
                                                                                 double, std::size_t);                  \
-    template PackedSequence<T> pack_sequence<T>(const std::vector<Var<T>>&, bool);
+    template PackedSequence<T> pack_sequence<T>(const VarList<T>&, bool);
 TAPEGRAD_RECURRENT_INSTANTIATE(float)
 TAPEGRAD_RECURRENT_INSTANTIATE(double)
 #undef TAPEGRAD_RECURRENT_INSTANTIATE
