@@ -120,8 +120,11 @@ private:
     std::vector<std::pair<std::string, std::int64_t>> samples_;
 };
 
+///@{
+/// resize_image, compiled once in the library for float and double.
 extern template xt::xarray<float> resize_image<float>(const xt::xarray<float>&, std::size_t, std::size_t);
 extern template xt::xarray<double> resize_image<double>(const xt::xarray<double>&, std::size_t, std::size_t);
+///@}
 extern template class ImageFolder<float>;
 extern template class ImageFolder<double>;
 
