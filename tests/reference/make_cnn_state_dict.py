@@ -18,7 +18,8 @@ import sys
 import torch
 from torch import nn
 
-DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.int64: "I64"}
+from reference_files import DTYPES, listed, write_safetensors
+
 NAMES = {v: k for k, v in DTYPES.items()}
 
 
@@ -37,22 +38,6 @@ def model():
     ).double()
 
 
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        data = t.contiguous().numpy().tobytes()
-        header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
-
-
 def read_safetensors(path):
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
@@ -67,10 +52,6 @@ def read_safetensors(path):
         t = torch.frombuffer(bytearray(data[begin:end]), dtype=dtype) if end > begin else torch.zeros(0, dtype=dtype)
         out[name] = t.reshape(e["shape"])
     return out
-
-
-def listed(t):
-    return {"shape": list(t.shape), "values": [float(v) for v in t.flatten().tolist()]}
 
 
 def main():

@@ -12,13 +12,13 @@ names; nothing here knows tapegrad's.
 """
 import json
 import os
-import struct
 import sys
 
 import torch
 from torch import nn
 
-DTYPES = {torch.float64: "F64", torch.int64: "I64"}
+from reference_files import listed, write_safetensors
+
 
 
 class ResidualBlock(nn.Module):
@@ -66,26 +66,6 @@ class Net(nn.Module):
         for block in self.blocks:
             h = block(h)
         return self.head(self.dropout(h)) / self.temperature
-
-
-def write_safetensors(path, tensors):
-    header, chunks, offset = {}, [], 0
-    for name, t in tensors.items():
-        data = t.detach().contiguous().numpy().tobytes()
-        header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for c in chunks:
-            f.write(c)
-
-
-def listed(t):
-    return {"shape": list(t.shape), "values": [float(v) for v in t.flatten().tolist()]}
 
 
 def main():

@@ -13,32 +13,14 @@ Only PyTorch decides the values; nothing here knows tapegrad.
 """
 import json
 import os
-import struct
 import sys
 
 import torch
 from torch import nn
+
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-
-def listed(t):
-    return {"shape": list(t.shape), "values": [float(v) for v in t.detach().flatten().tolist()]}
-
-
-def write_safetensors(path, tensors):
-    header, chunks, offset = {}, [], 0
-    for name, t in tensors.items():
-        data = t.detach().contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F64", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for c in chunks:
-            f.write(c)
+from reference_files import listed, write_safetensors
 
 
 def make_layer(kind, input_size, hidden, opts):
