@@ -8,6 +8,7 @@
 // bias is written into y before gemm accumulates onto it (beta = 1), so no temporary. One
 // gemm for all the leading dims, not one per matrix.
 
+#include "dense_layer.hpp"
 #include "tapegrad/kit.hpp"
 
 namespace tg {
@@ -19,104 +20,16 @@ template <class T> Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>&
 
 namespace {
 
-struct Linear {
+struct Linear : dense_layer::Kernels<false> {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
-    template <class T> void forward(OpContext<T>& c) const
-    {
-        const auto& x = c.input(0);
-        const auto& w = c.input(1);
-        const auto& b = c.input(2);
-        const std::size_t in = w.shape()[0], out = w.shape()[1], batch = rows(x.shape());
-        // A dense layer's 2-D input takes the short path: this runs on every step.
-        T* py = __builtin_expect(x.dimension() == 2, 1) ? c.output({batch, out}).data() : nd_output(c, x, out);
-        for (std::size_t r = 0; r < batch; ++r) std::copy(b.data(), b.data() + out, py + r * out);
-        blas::gemm(false, false, batch, out, in, T(1), x.data(), in, w.data(), out, T(1), py, out);
-    }
-    template <class T> void backward(OpContext<T>& c) const
-    {
-        const auto& x = c.input(0);
-        const auto& w = c.input(1);
-        const std::size_t in = w.shape()[0], out = w.shape()[1], batch = rows(x.shape());
-        const auto& g = c.grad_out();
-        c.add_grad(0, x.shape(), [&](T* dst, bool add) {
-            blas::gemm_to(dst, add, false, true, batch, in, out, g.data(), out, w.data(), out);
-        });
-        c.add_grad(1, w.shape(), [&](T* dst, bool add) {
-            blas::gemm_to(dst, add, true, false, in, out, batch, x.data(), in, g.data(), out);
-        });
-        // grad_out's rows, summed straight into the bias: the first row assigned (or added,
-        // for a batch of one), the others added; several rows onto an existing gradient
-        // go through the kit's reduction, which sums them first.
-        const auto& bias_shape = c.input(2).shape();
-        c.add_grad(2, bias_shape, [&](T* dst, bool add) {
-            if (add && batch != 1) {
-                broadcast::reduce(g.data(), g.shape(), dst, bias_shape, true);
-                return;
-            }
-            if (batch == 0) {
-                std::fill_n(dst, out, T(0));  // not reached with add (batch != 1)
-                return;
-            }
-            kernel::add_or_assign(dst, g.data(), out, add);
-            for (std::size_t r = 1; r < batch; ++r) kernel::add_or_assign(dst, g.data() + r * out, out, true);
-        });
-    }
-    template <class T> void vjp(VjpContext<T>& v) const
-    {
-        const Var<T>& g = v.grad_out();
-        const auto& xs = v.input_shape(0);
-        if (xs.size() == 2) {
-            if (v.needs_grad(0)) v.add_grad(0, matmul(g, v.input(1), false, true));
-            if (v.needs_grad(1)) v.add_grad(1, matmul(v.input(0), g, true, false));
-        } else {
-            // Other ranks as the rows the kernels see.
-            const std::size_t in = v.input_shape(1)[0], out = v.input_shape(1)[1], batch = rows(xs);
-            const Var<T> g2 = reshape(g, {batch, out});
-            if (v.needs_grad(0)) {
-                v.add_grad(
-                    0, reshape(matmul(g2, v.input(1), false, true), std::vector<std::size_t>(xs.begin(), xs.end())));
-            }
-            if (v.needs_grad(1)) v.add_grad(1, matmul(reshape(v.input(0), {batch, in}), g2, true, false));
-        }
-        v.add_grad(2, g);
-    }
-
-    // The product of the leading dims (no division: this is on the path of every step).
-    template <class S> static std::size_t rows(const S& xs)
-    {
-        if (xs.size() == 2) return xs[0];
-        std::size_t n = 1;
-        for (std::size_t j = 0; j + 1 < xs.size(); ++j) n *= xs[j];
-        return n;
-    }
-    template <class T, class A>
-    __attribute__((noinline)) static T* nd_output(OpContext<T>& c, const A& x, std::size_t out)
-    {
-        auto s = x.shape();  // a small vector: no allocation up to rank 4
-        s.back() = out;
-        return c.output(s).data();
-    }
 };
 
 }  // namespace
 
 template <class T> Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b)
 {
-    const auto& sx = input_shape(TAPEGRAD_OP_NAME, x);
-    const auto& sw = input_shape(TAPEGRAD_OP_NAME, w);
-    const auto& sb = input_shape(TAPEGRAD_OP_NAME, b);
-    if (sx.empty() || sw.size() != 2) {
-        throw Error(std::string(Linear::name) + ": expected x [..., in] and a 2-D w [in, out], got x " +
-                    format_shape(sx) + " and w " + format_shape(sw));
-    }
-    if (sx.back() != sw[0]) {
-        throw Error(std::string(Linear::name) + ": inner dimensions differ: x is " + format_shape(sx) + ", w is " +
-                    format_shape(sw));
-    }
-    if (sb.size() != 1 || sb[0] != sw[1]) {
-        throw Error(std::string(Linear::name) + ": bias must have shape [" + std::to_string(sw[1]) + "] to match w " +
-                    format_shape(sw) + ", got " + format_shape(sb));
-    }
+    dense_layer::check<false>(Linear::name, input_shape(TAPEGRAD_OP_NAME, x), input_shape(TAPEGRAD_OP_NAME, w),
+                              input_shape(TAPEGRAD_OP_NAME, b));
     return record(Linear{}, x, w, b);
 }
 

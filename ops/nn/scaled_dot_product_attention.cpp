@@ -168,28 +168,54 @@ struct ScaledDotProductAttention {
     }
 
     // The row's softmax over its allowed entries (all when `allow` is null), 0 elsewhere and
-    // everywhere in a row without an allowed entry.
+    // everywhere in a row without an allowed entry. Vectorised: the maximum, the exponentials
+    // with their sum, the scaling; a NaN score makes its row NaN, as the plain formula would.
     template <class T> static void softmax_row(T* row, const T* allow, std::size_t n)
     {
-        T m = -std::numeric_limits<T>::infinity();
-        bool any = false;
-        for (std::size_t j = 0; j < n; ++j) {
-            if (allow != nullptr && allow[j] == T(0)) continue;
-            any = true;
-            if (row[j] > m || row[j] != row[j]) m = row[j];
+        using B = kernel::batch<T>;
+        constexpr std::size_t w = B::size;
+        const T lowest = -std::numeric_limits<T>::infinity();
+        const B vlow(lowest), zero(T(0));
+        // A disallowed entry reads as -inf for the maximum and gives exp = 0.
+        auto load = [&](std::size_t j) {
+            const B x = B::load_unaligned(row + j);
+            return allow == nullptr ? x : xsimd::select(B::load_unaligned(allow + j) != zero, x, vlow);
+        };
+        auto scalar = [&](std::size_t j) { return allow == nullptr || allow[j] != T(0) ? row[j] : lowest; };
+        bool any = allow == nullptr && n != 0;
+        if (allow != nullptr) {
+            for (std::size_t j = 0; j < n && !any; ++j) any = allow[j] != T(0);
         }
         if (!any) {
             std::fill_n(row, n, T(0));
             return;
         }
-        T total = 0;
-        for (std::size_t j = 0; j < n; ++j) {
+        std::size_t j = 0;
+        B vm = vlow;
+        for (; j + w <= n; j += w) vm = xsimd::max(vm, load(j));
+        alignas(64) T lanes[w];
+        vm.store_aligned(lanes);
+        T m = lowest;
+        for (std::size_t i = 0; i < w; ++i) m = lanes[i] > m ? lanes[i] : m;
+        for (; j < n; ++j) m = scalar(j) > m ? scalar(j) : m;
+        const B bm(m);
+        B vt = zero;
+        for (j = 0; j + w <= n; j += w) {
+            B e = fn::exp(B::load_unaligned(row + j) - bm);
+            if (allow != nullptr) e = xsimd::select(B::load_unaligned(allow + j) != zero, e, zero);
+            e.store_unaligned(row + j);
+            vt += e;
+        }
+        T total = xsimd::hadd(vt);
+        for (; j < n; ++j) {
             const T e = allow != nullptr && allow[j] == T(0) ? T(0) : std::exp(row[j] - m);
             row[j] = e;
             total += e;
         }
         const T inv = T(1) / total;
-        for (std::size_t j = 0; j < n; ++j) row[j] *= inv;
+        const kernel::Bcast<T> s{inv};
+        kernel::map<false>(
+            n, row, [](auto a, auto f) { return a * f; }, static_cast<const T*>(row), s);
     }
 
     template <class T> void backward(OpContext<T>& c) const

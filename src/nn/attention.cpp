@@ -1,13 +1,13 @@
 // Attention layers: MultiheadAttention and the Transformer's layers and stacks, following
 // torch.nn's arguments, parameter names, initialisation and semantics.
 //
-// MultiheadAttention works batch first inside: inputs become [N, L, F] (a transpose for
-// sequence-first input, a reshape for unbatched input), the projections run as one product
-// over all N * L rows, heads are [N, H, L, d]. torch.nn's masks (true = not allowed) are
-// merged into one [N, H, L, S] array of blocked pairs. Without need_weights the fused
-// scaled_dot_product_attention op runs; with it, the weights are computed with plain ops
-// (blocked scores filled with the lowest finite value, then the weights of blocked pairs set
-// to 0), so a query with no allowed key gets zero weights and a zero gradient, never NaN.
+// MultiheadAttention projects the rows of its inputs as they are laid out (sequence first or
+// batch first; unbatched input is one batch-first sequence) with one product over all rows;
+// heads are [N, H, L, d], split from the rows and joined back with one copy each. torch.nn's masks (true = not allowed)
+// are merged into one [N, H, L, S] array of blocked pairs. Without need_weights the fused scaled_dot_product_attention
+// op runs; with it, the weights are computed with plain ops (blocked scores filled with the lowest finite value, then
+// the weights of blocked pairs set to 0), so a query with no allowed key gets zero weights and a zero gradient, never
+// NaN.
 
 #include <cmath>
 #include <limits>
@@ -30,37 +30,36 @@ void check_dropout(const std::string& who, double p)
     if (!(p >= 0.0 && p < 1.0)) throw Error(who + ": dropout must be in [0, 1), got " + format_number(p));
 }
 
-// Input [L, N, F] (or [N, L, F] batch first, or [L, F] unbatched) as [N, L, F].
-template <class T> Var<T> to_batch_first(const Var<T>& x, bool batch_first)
+// Input [L, N, F] (or [N, L, F] batch first) as it is; unbatched [L, F] as [1, L, F]. The
+// projections work on rows, whatever their order, so nothing is transposed before them.
+template <class T> Var<T> batched(const Var<T>& x)
 {
     const auto& s = x.shape();
-    if (s.size() == 2) return reshape(x, {std::size_t{1}, s[0], s[1]});
-    return batch_first ? x : transpose(x, 0, 1);
+    return s.size() == 2 ? reshape(x, {std::size_t{1}, s[0], s[1]}) : x;
 }
 
-// [N, L, E] back to the caller's layout.
-template <class T> Var<T> from_batch_first(const Var<T>& y, bool batch_first, bool unbatched)
-{
-    const auto& s = y.shape();
-    if (unbatched) return reshape(y, {s[1], s[2]});
-    return batch_first ? y : transpose(y, 0, 1);
-}
-
-// x [N, L, F] @ w^T + b for w [E, F]: one product over all rows; [N, L, E].
+// x [..., F] @ w^T + b for w [E, F]: one product over all rows; [..., E].
 template <class T> Var<T> project(const Var<T>& x, const Var<T>& w, const Var<T>& b)
 {
-    const auto& s = x.shape();
-    const std::size_t e = w.shape()[0];
-    Var<T> y = matmul(reshape(x, {s[0] * s[1], s[2]}), w, false, true);
-    if (b.defined()) y = add(y, b);
-    return reshape(y, {s[0], s[1], e});
+    return b.defined() ? linear_t(x, w, b) : matmul(x, w, false, true);
 }
 
-// [N, L, E] as heads [N, H, L, E / H].
-template <class T> Var<T> split_heads(const Var<T>& x, std::size_t heads)
+// Rows [A, B, E] in the caller's layout ([N, L] batch first, else [L, N]) as heads
+// [N, H, L, E / H]: one copy.
+template <class T> Var<T> split_heads(const Var<T>& x, std::size_t heads, bool batch_first)
 {
     const auto& s = x.shape();
-    return permute(reshape(x, {s[0], s[1], heads, s[2] / heads}), {0, 2, 1, 3});
+    const Var<T> r = reshape(x, {s[0], s[1], heads, s[2] / heads});
+    return batch_first ? permute(r, {0, 2, 1, 3}) : permute(r, {1, 2, 0, 3});
+}
+
+// Heads [N, H, L, d] back to rows [A, B, H * d] in the caller's layout: one copy.
+template <class T> Var<T> join_heads(const Var<T>& o, bool batch_first)
+{
+    const auto& s = o.shape();
+    const std::size_t e = s[1] * s[3];
+    if (batch_first) return reshape(permute(o, {0, 2, 1, 3}), {s[0], s[2], e});
+    return reshape(permute(o, {2, 0, 1, 3}), {s[2], s[0], e});
 }
 
 }  // namespace
@@ -185,7 +184,7 @@ AttentionOutput<T> MultiheadAttention<T>::forward(const Var<T>& query, const Var
     const std::size_t e = embed_;
     auto bias_part = [&](std::size_t i) { return bias.defined() ? narrow(bias, 0, i * e, e) : none; };
     Var<T> q, k, v;
-    const Var<T> xq = to_batch_first(query, bf);
+    const Var<T> xq = batched(query);
     if (packed_) {
         const Var<T>& w = this->own_parameter(0);
         if (query.raw_node() == key.raw_node() && key.raw_node() == value.raw_node()) {
@@ -193,15 +192,18 @@ AttentionOutput<T> MultiheadAttention<T>::forward(const Var<T>& query, const Var
             q = qkv[0], k = qkv[1], v = qkv[2];
         } else {
             q = project(xq, narrow(w, 0, 0, e), bias_part(0));
-            k = project(to_batch_first(key, bf), narrow(w, 0, e, e), bias_part(1));
-            v = project(to_batch_first(value, bf), narrow(w, 0, 2 * e, e), bias_part(2));
+            k = project(batched(key), narrow(w, 0, e, e), bias_part(1));
+            v = project(batched(value), narrow(w, 0, 2 * e, e), bias_part(2));
         }
     } else {
         q = project(xq, this->own_parameter(0), bias_part(0));
-        k = project(to_batch_first(key, bf), this->own_parameter(1), bias_part(1));
-        v = project(to_batch_first(value, bf), this->own_parameter(2), bias_part(2));
+        k = project(batched(key), this->own_parameter(1), bias_part(1));
+        v = project(batched(value), this->own_parameter(2), bias_part(2));
     }
-    const Var<T> qh = split_heads(q, heads), kh = split_heads(k, heads), vh = split_heads(v, heads);
+    // Unbatched input is one batch-first sequence.
+    const bool rows_bf = bf || unbatched;
+    const Var<T> qh = split_heads(q, heads, rows_bf), kh = split_heads(k, heads, rows_bf),
+                 vh = split_heads(v, heads, rows_bf);
     const double p = this->training_ ? options_.dropout : 0.0;
 
     AttentionOutput<T> out;
@@ -223,8 +225,8 @@ AttentionOutput<T> MultiheadAttention<T>::forward(const Var<T>& query, const Var
         Var<T> weights = average_attn_weights ? mean(w, 1) : w;
         out.weights = unbatched ? squeeze(weights, 0) : weights;
     }
-    const Var<T> joined = reshape(permute(o, {0, 2, 1, 3}), {n, l, e});
-    out.output = from_batch_first((*out_proj_)(joined), bf, unbatched);
+    const Var<T> y = (*out_proj_)(join_heads(o, rows_bf));
+    out.output = unbatched ? reshape(y, {l, e}) : y;
     return out;
 }
 

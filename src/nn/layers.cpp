@@ -63,16 +63,14 @@ template <class T> Var<T> Linear<T>::forward(const Var<T>& x)
         throw Error("Linear(" + std::to_string(in_) + " -> " + std::to_string(out_) + "): expected input [..., " +
                     std::to_string(in_) + "], got " + format_shape(s));
     }
-    if (s.size() == 2) {
-        Var<T> y = matmul(x, weight(), false, true);
-        return bias_ ? add(y, bias()) : y;
-    }
+    // With a bias, one fused entry for any rank (x @ weight^T + bias, the transpose folded in).
+    if (bias_) return linear_t(x, weight(), bias());
+    if (s.size() == 2) return matmul(x, weight(), false, true);
     // Other ranks as rows [batch, in]: one product for all the leading dims (as a batched
     // matmul, each matrix would be a product of its own and the weight's gradient a sum of them).
     std::vector<std::size_t> shape(s.begin(), s.end());
     const std::size_t rows = x.size() / in_;  // in_ > 0 (the constructor checks)
-    Var<T> y = matmul(reshape(x, {rows, in_}), weight(), false, true);
-    if (bias_) y = add(y, bias());
+    const Var<T> y = matmul(reshape(x, {rows, in_}), weight(), false, true);
     shape.back() = out_;
     return reshape(y, shape);
 }
