@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <random>
 #include <string>
 #include <system_error>
@@ -93,6 +94,34 @@ template <class A, class B> double worst_relative(const A& got, const B& want, d
         worst = std::max(worst, std::isnan(err) ? HUGE_VAL : err);
     }
     return worst;
+}
+
+/// A generator's JSON under tests/reference (TAPEGRAD_REFERENCE_DIR, set by the build for the
+/// test targets); a missing file fails the test and names the script that writes it.
+inline nlohmann::json reference_json(const std::string& dir, const char* file, const char* generator)
+{
+    std::ifstream in(dir + "/" + file);
+    INFO("tests/reference/" << file << " is missing; run tests/reference/" << generator);
+    REQUIRE(in);
+    return nlohmann::json::parse(in);
+}
+
+/// A reference case's "state_dict": {name: array} as a module's state dict.
+inline std::map<std::string, xt::xarray<double>> state_dict_of(const nlohmann::json& c)
+{
+    std::map<std::string, xt::xarray<double>> s;
+    for (const auto& [name, value] : c.at("state_dict").items()) s[name] = json_array(value);
+    return s;
+}
+
+/// Checks that `got` is within `tolerance` of the reference array `want`, relative to
+/// max(|want|, floor), and reports the worst difference under `what`.
+inline void check_close(const std::string& what, const xt::xarray<double>& got, const nlohmann::json& want,
+                        double floor, double tolerance)
+{
+    const double error = worst_relative(got, json_array(want), floor);
+    INFO(what << ": worst relative difference " << error);
+    CHECK(error <= tolerance);
 }
 
 /// The whole file's bytes ("" when it cannot be opened).

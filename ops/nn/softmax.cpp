@@ -1,6 +1,9 @@
 // ops/nn/softmax.cpp — y = exp(x) / sum(exp(x)) along an axis, computed as
-//   exp(x - logsumexp(x)) so that no exponent overflows (logits of +-1000 are fine).
+//   exp(x - logsumexp(x)) so that no exponent overflows (logits of +-1000 are fine); along
+//   the last axis, vectorised, as exp(x - max) / sum(exp(x - max)), the same safeguard.
 //   vjp: grad_x = y * (grad_out - sum(grad_out * y))   (sum along the same axis, kept)
+
+#include <cmath>
 
 #include "tapegrad/kit.hpp"
 
@@ -25,6 +28,7 @@ struct Softmax {
         T* py = c.output(x.shape()).data();
         if (x.size() == 0) return;  // nothing to compute, and no pointer to offset into
         axis::for_slices(r, [&](std::size_t off, std::size_t st) {
+            if (st == 1 && contiguous_row(r.len, px + off, py + off)) return;
             const T lse = axis::slice_logsumexp(r.len, px + off, st);
             for (std::size_t l = 0; l < r.len; ++l) py[off + l * st] = std::exp(px[off + l * st] - lse);
         });
@@ -38,6 +42,17 @@ struct Softmax {
         c.add_grad(0, x.shape(), [&](T* dst, bool add) {
             if (x.size() == 0) return;
             axis::for_slices(r, [&](std::size_t off, std::size_t st) {
+                if (st == 1) {  // the last axis: vectorised
+                    const T dot = row_dot(r.len, g + off, py + off);
+                    const kernel::Bcast<T> d{dot};
+                    auto rule = [](auto gv, auto yv, auto dv) { return yv * (gv - dv); };
+                    if (add) {
+                        kernel::map<true>(r.len, dst + off, rule, g + off, py + off, d);
+                    } else {
+                        kernel::map<false>(r.len, dst + off, rule, g + off, py + off, d);
+                    }
+                    return;
+                }
                 T dot = 0;
                 for (std::size_t l = 0; l < r.len; ++l) dot += g[off + l * st] * py[off + l * st];
                 for (std::size_t l = 0; l < r.len; ++l) {
@@ -48,6 +63,58 @@ struct Softmax {
             });
         });
     }
+    // A contiguous slice (the last axis), vectorised: the maximum m, the exponentials of x - m
+    // with their sum, then the scaling. Returns false, leaving the slice to the plain path,
+    // for a slice shorter than a SIMD batch or whose maximum is not finite (NaN, or
+    // infinities, which the plain path's log-sum-exp handles as it always has).
+    template <class T> static bool contiguous_row(std::size_t n, const T* x, T* y)
+    {
+        using B = kernel::batch<T>;
+        constexpr std::size_t w = B::size;
+        if (n < w) return false;
+        B vm = B::load_unaligned(x);
+        std::size_t j = w;
+        for (; j + w <= n; j += w) vm = xsimd::max(vm, B::load_unaligned(x + j));
+        alignas(64) T lanes[w];
+        vm.store_aligned(lanes);
+        T m = lanes[0];
+        for (std::size_t i = 1; i < w; ++i) m = lanes[i] > m ? lanes[i] : m;
+        for (; j < n; ++j) m = x[j] > m ? x[j] : m;
+        if (!std::isfinite(m)) return false;
+        const B bm(m);
+        B vt(T(0));
+        for (j = 0; j + w <= n; j += w) {
+            const B e = fn::exp(B::load_unaligned(x + j) - bm);
+            e.store_unaligned(y + j);
+            vt += e;
+        }
+        T total = xsimd::hadd(vt);
+        for (; j < n; ++j) {
+            y[j] = std::exp(x[j] - m);
+            total += y[j];
+        }
+        const kernel::Bcast<T> inv{T(1) / total};
+        kernel::map<false>(
+            n, y, [](auto a, auto f) { return a * f; }, static_cast<const T*>(y), inv);
+        return true;
+    }
+
+    // sum(a * b) over n contiguous values.
+    template <class T> static T row_dot(std::size_t n, const T* a, const T* b)
+    {
+        using B = kernel::batch<T>;
+        constexpr std::size_t w = B::size;
+        std::size_t j = 0;
+        T total = 0;
+        if (n >= w) {
+            B acc(T(0));
+            for (; j + w <= n; j += w) acc += B::load_unaligned(a + j) * B::load_unaligned(b + j);
+            total = xsimd::hadd(acc);
+        }
+        for (; j < n; ++j) total += a[j] * b[j];
+        return total;
+    }
+
     template <class T> void vjp(VjpContext<T>& v) const
     {
         const Var<T>& g = v.grad_out();

@@ -26,10 +26,7 @@ constexpr double tolerance = 1e-10;
 
 nlohmann::json reference(const char* file)
 {
-    std::ifstream in(std::string(TAPEGRAD_REFERENCE_DIR) + "/" + file);
-    INFO("tests/reference/" << file << " is missing; run tests/reference/make_attention_reference.py");
-    REQUIRE(in);
-    return nlohmann::json::parse(in);
+    return tg_test::reference_json(TAPEGRAD_REFERENCE_DIR, file, "make_attention_reference.py");
 }
 
 xt::xarray<bool> json_mask(const nlohmann::json& j)
@@ -42,18 +39,9 @@ xt::xarray<bool> json_mask(const nlohmann::json& j)
     return m;
 }
 
-std::map<std::string, xt::xarray<double>> state_of(const nlohmann::json& c)
-{
-    std::map<std::string, xt::xarray<double>> s;
-    for (const auto& [name, value] : c.at("state_dict").items()) s[name] = json_array(value);
-    return s;
-}
-
 void check_close(const std::string& what, const xt::xarray<double>& got, const nlohmann::json& want)
 {
-    const double error = worst_relative(got, json_array(want), floor_);
-    INFO(what << ": worst relative difference " << error);
-    CHECK(error <= tolerance);
+    tg_test::check_close(what, got, want, floor_, tolerance);
 }
 
 Var<double> weighted(const Var<double>& v, const nlohmann::json& w)
@@ -112,7 +100,7 @@ TEST_CASE("MultiheadAttention agrees with PyTorch float64 in outputs, weights an
             tg::Generator gen(3);
             nn::MultiheadAttention<double> mha(c.at("embed_dim"), c.at("num_heads"), o, gen);
             CHECK(mha.state_dict_keys() == c.at("state_dict_keys").get<std::vector<std::string>>());
-            mha.load_state_dict(state_of(c));
+            mha.load_state_dict(tg_test::state_dict_of(c));
             const Var<double> q = tg::parameter(json_array(c.at("query")));
             const bool self = c.at("self_attention");
             const Var<double> k = self ? q : tg::parameter(json_array(c.at("key")));
@@ -153,14 +141,14 @@ TEST_CASE("Transformer encoder and decoder layers agree with PyTorch float64, ou
                 auto enc = std::make_shared<nn::TransformerEncoderLayer<double>>(c.at("d_model"), c.at("nhead"),
                                                                                  layer_options(c), gen);
                 CHECK(enc->state_dict_keys() == c.at("state_dict_keys").get<std::vector<std::string>>());
-                enc->load_state_dict(state_of(c));
+                enc->load_state_dict(tg_test::state_dict_of(c));
                 y = (*enc)(x, masks_of(c, "mask_"));
                 layer = enc;
             } else {
                 auto dec = std::make_shared<nn::TransformerDecoderLayer<double>>(c.at("d_model"), c.at("nhead"),
                                                                                  layer_options(c), gen);
                 CHECK(dec->state_dict_keys() == c.at("state_dict_keys").get<std::vector<std::string>>());
-                dec->load_state_dict(state_of(c));
+                dec->load_state_dict(tg_test::state_dict_of(c));
                 memory = tg::parameter(json_array(c.at("memory")));
                 y = (*dec)(x, memory, masks_of(c, "mask_"), masks_of(c, "memory_mask_"));
                 layer = dec;

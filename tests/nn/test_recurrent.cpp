@@ -29,17 +29,7 @@ constexpr double tolerance = 1e-10;
 
 nlohmann::json reference(const char* file)
 {
-    std::ifstream in(std::string(TAPEGRAD_REFERENCE_DIR) + "/" + file);
-    INFO("tests/reference/" << file << " is missing; run tests/reference/make_recurrent_reference.py");
-    REQUIRE(in);
-    return nlohmann::json::parse(in);
-}
-
-std::map<std::string, xt::xarray<double>> state_of(const nlohmann::json& c)
-{
-    std::map<std::string, xt::xarray<double>> s;
-    for (const auto& [name, value] : c.at("state_dict").items()) s[name] = json_array(value);
-    return s;
+    return tg_test::reference_json(TAPEGRAD_REFERENCE_DIR, file, "make_recurrent_reference.py");
 }
 
 std::shared_ptr<nn::RecurrentLayer<double>> make_layer(const nlohmann::json& c)
@@ -73,11 +63,9 @@ std::shared_ptr<nn::RecurrentLayer<double>> make_layer(const nlohmann::json& c)
     return std::make_shared<nn::RNN<double>>(in, hidden, o, gen);
 }
 
-void check_close(const char* what, const xt::xarray<double>& got, const nlohmann::json& want)
+void check_close(const std::string& what, const xt::xarray<double>& got, const nlohmann::json& want)
 {
-    const double error = worst_relative(got, json_array(want), floor_);
-    INFO(what << ": worst relative difference " << error);
-    CHECK(error <= tolerance);
+    tg_test::check_close(what, got, want, floor_, tolerance);
 }
 
 template <class S> std::vector<std::size_t> dims(const S& shape)
@@ -102,7 +90,7 @@ TEST_CASE("LSTM, GRU and RNN agree with PyTorch float64 in outputs, final states
         {
             auto layer = make_layer(c);
             CHECK(layer->state_dict_keys() == c.at("state_dict_keys").get<std::vector<std::string>>());
-            layer->load_state_dict(state_of(c));
+            layer->load_state_dict(tg_test::state_dict_of(c));
             const Var<double> x = tg::parameter(json_array(c.at("x")));
             nn::RecurrentState<double> initial;
             if (c.contains("h0")) initial.h = tg::parameter(json_array(c.at("h0")));
@@ -168,7 +156,7 @@ TEST_CASE("LSTMCell, GRUCell and RNNCell agree with PyTorch float64", "[nn][recu
             Var<double> c0;
             if (kind == "lstm") {
                 auto m = std::make_shared<nn::LSTMCell<double>>(in, hidden, bias);
-                m->load_state_dict(state_of(c));
+                m->load_state_dict(tg_test::state_dict_of(c));
                 c0 = tg::parameter(json_array(c.at("c0")));
                 const nn::RecurrentState<double> s = m->forward(x, {h0, c0});
                 check_close("h", s.h.value(), c.at("h_n"));
@@ -179,14 +167,14 @@ TEST_CASE("LSTMCell, GRUCell and RNNCell agree with PyTorch float64", "[nn][recu
                 Var<double> h;
                 if (kind == "gru") {
                     auto m = std::make_shared<nn::GRUCell<double>>(in, hidden, bias);
-                    m->load_state_dict(state_of(c));
+                    m->load_state_dict(tg_test::state_dict_of(c));
                     h = m->forward(x, h0);
                     cell = m;
                 } else {
                     const auto act =
                         c.at("nonlinearity") == "relu" ? nn::RNNNonlinearity::relu : nn::RNNNonlinearity::tanh;
                     auto m = std::make_shared<nn::RNNCell<double>>(in, hidden, bias, act);
-                    m->load_state_dict(state_of(c));
+                    m->load_state_dict(tg_test::state_dict_of(c));
                     h = m->forward(x, h0);
                     cell = m;
                 }
