@@ -117,4 +117,27 @@ void check(const char* name, const SX& sx, const SW& sw, const SB& sb)
     }
 }
 
+/// Checks the inputs (as check) and records the op Op on them.
+template <class Op, bool OutIn, class T> Var<T> checked_record(const Var<T>& x, const Var<T>& w, const Var<T>& b)
+{
+    check<OutIn>(Op::name, input_shape(Op::name, x), input_shape(Op::name, w), input_shape(Op::name, b));
+    return record(Op{}, x, w, b);
+}
+
+/// The samples' plain reference: x @ W + b row by row over the leading dims, W = w or w^T.
+template <bool OutIn> xt::xarray<double> reference(const std::vector<xt::xarray<double>>& x)
+{
+    const std::size_t in = x[1].shape()[OutIn ? 1 : 0], out = x[1].shape()[OutIn ? 0 : 1], batch = x[0].size() / in;
+    std::vector<std::size_t> shape(x[0].shape().begin(), x[0].shape().end());
+    shape.back() = out;
+    xt::xarray<double> y = xt::zeros<double>(shape);
+    for (std::size_t i = 0; i < batch; ++i)
+        for (std::size_t j = 0; j < out; ++j) {
+            double acc = x[2](j);
+            for (std::size_t p = 0; p < in; ++p) acc += x[0].data()[i * in + p] * (OutIn ? x[1](j, p) : x[1](p, j));
+            y.data()[i * out + j] = acc;
+        }
+    return y;
+}
+
 }  // namespace tg::dense_layer

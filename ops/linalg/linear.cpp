@@ -28,9 +28,7 @@ struct Linear : dense_layer::Kernels<false> {
 
 template <class T> Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b)
 {
-    dense_layer::check<false>(Linear::name, input_shape(TAPEGRAD_OP_NAME, x), input_shape(TAPEGRAD_OP_NAME, w),
-                              input_shape(TAPEGRAD_OP_NAME, b));
-    return record(Linear{}, x, w, b);
+    return dense_layer::checked_record<Linear, false>(x, w, b);
 }
 
 template Var<float> linear<float>(const Var<float>&, const Var<float>&, const Var<float>&);
@@ -42,19 +40,7 @@ TAPEGRAD_OP_SAMPLES(rng)
 {
     auto u = [&](std::vector<std::size_t> s) { return tg::sample_uniform(rng, s, -1.0, 1.0); };
     auto f = [](const auto& v) { return tg::linear(v[0], v[1], v[2]); };
-    auto ref = [](const auto& x) {  // row by row over the leading dims
-        const std::size_t in = x[1].shape()[0], out = x[1].shape()[1], batch = x[0].size() / in;
-        std::vector<std::size_t> shape(x[0].shape().begin(), x[0].shape().end());
-        shape.back() = out;
-        xt::xarray<double> y = xt::zeros<double>(shape);
-        for (std::size_t i = 0; i < batch; ++i)
-            for (std::size_t j = 0; j < out; ++j) {
-                double acc = x[2](j);
-                for (std::size_t p = 0; p < in; ++p) acc += x[0].data()[i * in + p] * x[1](p, j);
-                y.data()[i * out + j] = acc;
-            }
-        return y;
-    };
+    auto ref = [](const auto& x) { return tg::dense_layer::reference<false>(x); };
     std::vector<tg::OpSample> out;
     out.push_back(
         tg::make_sample("(1,2)x(2,3)+(3,)", {u({1, 2}), u({2, 3}), u({3})}, f, ref).with_torch("x[0] @ x[1] + x[2]"));
