@@ -108,8 +108,10 @@ struct RecurrentConfig {
 /// What LSTM, GRU and RNN share: the parameters of every layer and direction, registered with
 /// torch.nn's names and order (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, weight_hr_l0,
 /// then the same with _reverse, then layer 1, ...), all drawn from U(-1/sqrt(H), 1/sqrt(H)), and
-/// the forward over padded or packed sequences. Each step runs the fused cell op
-/// (tg::lstm_cell, tg::gru_cell, tg::rnn_tanh_cell, tg::rnn_relu_cell), so the layer is
+/// the forward over padded or packed sequences. Each layer and direction projects the input of
+/// all its steps with one product (x w_ih^T + b_ih); each step then runs the fused cell op
+/// (tg::lstm_cell, tg::gru_cell, tg::rnn_tanh_cell, tg::rnn_relu_cell) in the form that reads
+/// its rows of that projection in place (tg::detail::lstm_cell_rows, ...), so the layer is
 /// differentiable twice.
 template <class T> class RecurrentLayer : public Module<T> {
 public:
@@ -152,8 +154,8 @@ protected:
     RecurrentLayer(const char* name, detail::RecurrentConfig config, Generator& gen);
 
 private:
-    std::vector<Var<T>> run(std::vector<Var<T>> steps, const std::vector<std::size_t>& sizes,
-                            const RecurrentState<T>& initial, RecurrentState<T>& final_state);
+    Var<T> run(Var<T> input, const std::vector<std::size_t>& sizes, const RecurrentState<T>& initial,
+               RecurrentState<T>& final_state);
     void check_state(const RecurrentState<T>& s, std::size_t n) const;
     std::size_t out_hidden() const noexcept { return config_.proj_size > 0 ? config_.proj_size : config_.hidden_size; }
 

@@ -24,6 +24,12 @@ namespace tg {
 template <class T>
 Var<T> gru_cell(const Var<T>& x, const Var<T>& h, const Var<T>& w_ih, const Var<T>& w_hh, const Var<T>& b_ih,
                 const Var<T>& b_hh);
+namespace detail {
+/// The recurrent layers' form of tg::gru_cell: the input's part x w_ih^T + b_ih comes precomputed for a whole
+/// sequence as `p` [rows, 3H] (one gemm for all steps), and the step reads its N rows from `row` on in place.
+template <class T>
+Var<T> gru_cell_rows(const Var<T>& p, std::size_t row, const Var<T>& h, const Var<T>& w_hh, const Var<T>& b_hh);
+}  // namespace detail
 //! end
 
 namespace {
@@ -34,7 +40,7 @@ struct GruCell {
 
     template <class T> void forward(OpContext<T>& c) const
     {
-        const rnn::Sizes s = rnn::sizes_of(c);
+        const rnn::Sizes s = rnn::sizes_of(layout, c);
         const std::size_t hn = s.hidden, g3 = 3 * hn;
         auto& hpart = c.saved(1);  // the highest slot first: creating a slot may move the others
         auto& act = c.saved(0);
@@ -63,7 +69,7 @@ struct GruCell {
 
     template <class T> void backward(OpContext<T>& c) const
     {
-        const rnn::Sizes s = rnn::sizes_of(c);
+        const rnn::Sizes s = rnn::sizes_of(layout, c);
         const std::size_t hn = s.hidden, g3 = 3 * hn;
         auto& colsum = c.saved(6);  // the highest slot first: creating a slot may move the others
         auto& h_sum = c.saved(5);
@@ -140,6 +146,22 @@ Var<T> gru_cell(const Var<T>& x, const Var<T>& h, const Var<T>& w_ih, const Var<
 TAPEGRAD_INSTANTIATE_GRU_CELL(float)
 TAPEGRAD_INSTANTIATE_GRU_CELL(double)
 #undef TAPEGRAD_INSTANTIATE_GRU_CELL
+
+template <class T>
+Var<T> detail::gru_cell_rows(const Var<T>& p, std::size_t row, const Var<T>& h, const Var<T>& w_hh, const Var<T>& b_hh)
+{
+    rnn::Layout layout;
+    layout.gates = 3;
+    const auto* no_c = static_cast<const Var<T>*>(nullptr);
+    rnn::check_projected_cell(GruCell::name, layout, p, row, h, no_c, w_hh, b_hh);
+    const Var<T> none;
+    return rnn::record_cell(GruCell{layout}, layout, p, h, no_c, none, w_hh, none, b_hh);
+}
+
+template Var<float> detail::gru_cell_rows<float>(const Var<float>&, std::size_t, const Var<float>&, const Var<float>&,
+                                                 const Var<float>&);
+template Var<double> detail::gru_cell_rows<double>(const Var<double>&, std::size_t, const Var<double>&,
+                                                   const Var<double>&, const Var<double>&);
 
 }  // namespace tg
 

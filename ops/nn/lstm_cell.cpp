@@ -28,6 +28,13 @@ namespace tg {
 template <class T>
 std::pair<Var<T>, Var<T>> lstm_cell(const Var<T>& x, const Var<T>& h, const Var<T>& c, const Var<T>& w_ih,
                                     const Var<T>& w_hh, const Var<T>& b_ih, const Var<T>& b_hh);
+namespace detail {
+/// The recurrent layers' form of tg::lstm_cell: the input's part x w_ih^T + b_ih comes precomputed for a whole
+/// sequence as `p` [rows, 4H] (one gemm for all steps), and the step reads its N rows from `row` on in place.
+template <class T>
+std::pair<Var<T>, Var<T>> lstm_cell_rows(const Var<T>& p, std::size_t row, const Var<T>& h, const Var<T>& c,
+                                         const Var<T>& w_hh, const Var<T>& b_hh);
+}  // namespace detail
 //! end
 
 namespace {
@@ -64,7 +71,7 @@ struct LstmCell {
 
     template <class T> void forward(OpContext<T>& c) const
     {
-        const rnn::Sizes s = rnn::sizes_of(c);
+        const rnn::Sizes s = rnn::sizes_of(layout, c);
         const std::size_t hn = s.hidden, g4 = 4 * hn;
         auto& act = c.saved(0);
         if (act.shape() != typename xt::xarray<T>::shape_type{s.n, g4}) act.resize({s.n, g4});
@@ -95,7 +102,7 @@ struct LstmCell {
 
     template <class T> void backward(OpContext<T>& c) const
     {
-        const rnn::Sizes s = rnn::sizes_of(c);
+        const rnn::Sizes s = rnn::sizes_of(layout, c);
         const std::size_t hn = s.hidden, g4 = 4 * hn;
         auto& colsum = c.saved(4);  // the highest slot first: creating a slot may move the others
         auto& h_sum = c.saved(3);
@@ -174,6 +181,25 @@ std::pair<Var<T>, Var<T>> lstm_cell(const Var<T>& x, const Var<T>& h, const Var<
 TAPEGRAD_INSTANTIATE_LSTM_CELL(float)
 TAPEGRAD_INSTANTIATE_LSTM_CELL(double)
 #undef TAPEGRAD_INSTANTIATE_LSTM_CELL
+
+template <class T>
+std::pair<Var<T>, Var<T>> detail::lstm_cell_rows(const Var<T>& p, std::size_t row, const Var<T>& h, const Var<T>& c,
+                                                 const Var<T>& w_hh, const Var<T>& b_hh)
+{
+    rnn::Layout layout;
+    layout.gates = 4;
+    rnn::check_projected_cell(LstmCell::name, layout, p, row, h, &c, w_hh, b_hh);
+    const Var<T> none;
+    const Var<T> both = rnn::record_cell(LstmCell{layout}, layout, p, h, &c, none, w_hh, none, b_hh);
+    return {record(LstmCellOutput{0}, both), record(LstmCellOutput{1}, both)};
+}
+
+template std::pair<Var<float>, Var<float>> detail::lstm_cell_rows<float>(const Var<float>&, std::size_t,
+                                                                         const Var<float>&, const Var<float>&,
+                                                                         const Var<float>&, const Var<float>&);
+template std::pair<Var<double>, Var<double>> detail::lstm_cell_rows<double>(const Var<double>&, std::size_t,
+                                                                            const Var<double>&, const Var<double>&,
+                                                                            const Var<double>&, const Var<double>&);
 
 }  // namespace tg
 

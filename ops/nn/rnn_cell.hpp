@@ -2,7 +2,8 @@
 // What the recurrent cells (lstm_cell, gru_cell, rnn_tanh_cell, rnn_relu_cell) share: the
 // layout of their inputs on the tape, the checks at entry, the gate pre-activations
 // (two gemms into one buffer, the biases written first), the bias gradient (column sums of
-// the gates' gradient) and the same pre-activations as tg ops for the vjp rules.
+// the gates' gradient) and the same pre-activations as tg ops for the vjp rules; and their
+// projected form (Layout), in which the recurrent layers run them.
 
 #include <algorithm>
 #include <string>
@@ -13,14 +14,19 @@
 namespace tg::rnn {
 
 // Where each input sits among a cell's recorded inputs: x, h, then c (lstm only), w_ih,
-// w_hh and the biases that were given (an undefined Var is no bias).
+// w_hh and the biases that were given (an undefined Var is no bias). A projected cell (the
+// recurrent layers' form) has neither w_ih nor b_ih: its input 0 is the projection
+// x w_ih^T + b_ih of a whole sequence's steps, [rows, G*H], and the cell reads its N rows
+// from `row` on in place.
 struct Layout {
     std::size_t gates = 1;  // 4 (lstm), 3 (gru), 1 (plain rnn)
     bool has_c = false, has_b_ih = false, has_b_hh = false;
+    bool projected = false;
+    std::size_t row = 0;  // projected only: the first of the cell's rows of input 0
 
     std::size_t c() const noexcept { return 2; }
-    std::size_t w_ih() const noexcept { return has_c ? 3 : 2; }
-    std::size_t w_hh() const noexcept { return w_ih() + 1; }
+    std::size_t w_ih() const noexcept { return has_c ? 3 : 2; }  // unless projected
+    std::size_t w_hh() const noexcept { return (has_c ? 3 : 2) + (projected ? 0 : 1); }
     std::size_t b_ih() const noexcept { return w_hh() + 1; }
     std::size_t b_hh() const noexcept { return w_hh() + (has_b_ih ? 2 : 1); }
 };
@@ -53,8 +59,8 @@ void check_cell(const char* op, Layout& layout, const Var<T>& x, const Var<T>& h
     }
     auto gates = [&] { return std::to_string(layout.gates) + " gates x hidden_size " + std::to_string(hidden); };
     auto matrix = [](std::size_t rows, std::size_t cols) { return format_shape(std::vector<std::size_t>{rows, cols}); };
-    const auto& si = input_shape(op, w_ih);
-    if (si.size() != 2 || si[0] != gh || si[1] != in) {
+    const auto& si = layout.projected ? sx : input_shape(op, w_ih);
+    if (!layout.projected && (si.size() != 2 || si[0] != gh || si[1] != in)) {
         throw Error(std::string(op) + ": w_ih must be " + matrix(gh, in) + " (" + gates() + ", input_size " +
                     std::to_string(in) + " from x " + format_shape(sx) + "), got " + format_shape(si));
     }
@@ -76,6 +82,27 @@ void check_cell(const char* op, Layout& layout, const Var<T>& x, const Var<T>& h
     layout.has_b_hh = bias("b_hh", b_hh);
 }
 
+// Checks a projected cell's arguments (c null for the cells without one) and sets the
+// layout: p [rows, G*H] with rows row .. row + N - 1 present, h [N, H], w_hh [G*H, H], b_hh.
+template <class T>
+void check_projected_cell(const char* op, Layout& layout, const Var<T>& p, std::size_t row, const Var<T>& h,
+                          const Var<T>* c, const Var<T>& w_hh, const Var<T>& b_hh)
+{
+    const auto& sp = input_shape(op, p);
+    const auto& sh = input_shape(op, h);
+    if (sh.size() != 2) throw Error(std::string(op) + ": h must be [N, hidden_size], got " + format_shape(sh));
+    const std::size_t n = sh[0], gh = layout.gates * sh[1];
+    if (sp.size() != 2 || sp[1] != gh || row > sp[0] || sp[0] - row < n) {
+        throw Error(std::string(op) + ": the projection must be [rows, " + std::to_string(gh) + "] (" +
+                    std::to_string(layout.gates) + " gates x hidden_size " + std::to_string(sh[1]) + " from h " +
+                    format_shape(sh) + ") with rows " + std::to_string(row) + ".." + std::to_string(row + n) +
+                    " present, got " + format_shape(sp));
+    }
+    layout.projected = true;
+    layout.row = row;
+    check_cell(op, layout, h, h, c, Var<T>(), w_hh, Var<T>(), b_hh);
+}
+
 // Records a cell with the inputs its layout names: a fixed number of them for each
 // combination, so that no list of inputs is allocated per call.
 template <class Op, class T>
@@ -83,21 +110,23 @@ Var<T> record_cell(Op&& op, const Layout& l, const Var<T>& x, const Var<T>& h, c
                    const Var<T>& w_hh, const Var<T>& b_ih, const Var<T>& b_hh)
 {
     auto with_biases = [&](auto&&... head) {
-        if (l.has_b_ih && l.has_b_hh) return record(std::forward<Op>(op), head..., w_ih, w_hh, b_ih, b_hh);
-        if (l.has_b_ih) return record(std::forward<Op>(op), head..., w_ih, w_hh, b_ih);
-        if (l.has_b_hh) return record(std::forward<Op>(op), head..., w_ih, w_hh, b_hh);
-        return record(std::forward<Op>(op), head..., w_ih, w_hh);
+        if (l.has_b_ih && l.has_b_hh) return record(std::forward<Op>(op), head..., w_hh, b_ih, b_hh);
+        if (l.has_b_ih) return record(std::forward<Op>(op), head..., w_hh, b_ih);
+        if (l.has_b_hh) return record(std::forward<Op>(op), head..., w_hh, b_hh);
+        return record(std::forward<Op>(op), head..., w_hh);
     };
-    return c != nullptr ? with_biases(x, h, *c) : with_biases(x, h);
+    auto with_weights = [&](auto&&... head) { return l.projected ? with_biases(head...) : with_biases(head..., w_ih); };
+    return c != nullptr ? with_weights(x, h, *c) : with_weights(x, h);
 }
 
-template <class T> Sizes sizes_of(const OpContext<T>& c)
+template <class T> Sizes sizes_of(const Layout& l, const OpContext<T>& c)
 {
-    return Sizes{c.input(0).shape()[0], c.input(0).shape()[1], c.input(1).shape()[1]};
+    return Sizes{c.input(1).shape()[0], l.projected ? std::size_t{0} : c.input(0).shape()[1], c.input(1).shape()[1]};
 }
 
 // pre [N, G*H] = x w_ih^T + h w_hh^T + b_ih + b_hh (split = false), or, for the GRU, whose
 // candidate gate needs the two parts apart, pre = x w_ih^T + b_ih and pre_h = h w_hh^T + b_hh.
+// A projected cell copies its rows of the projection in place of x w_ih^T + b_ih.
 template <class T>
 void gate_preactivations(const Layout& l, OpContext<T>& c, const Sizes& s, T* pre, T* pre_h = nullptr)
 {
@@ -118,9 +147,21 @@ void gate_preactivations(const Layout& l, OpContext<T>& c, const Sizes& s, T* pr
         return true;
     };
     const bool split = pre_h != nullptr;
-    const bool biased = split ? fill(pre, bi, nullptr) : fill(pre, bi, bh);
-    blas::gemm(false, true, s.n, gh, s.in, T(1), c.input(0).data(), s.in, c.input(l.w_ih()).data(), s.in,
-               biased ? T(1) : T(0), pre, gh);
+    if (l.projected) {
+        const T* p = c.input(0).data() + l.row * gh;
+        if (!split && bh != nullptr) {
+            for (std::size_t r = 0; r < s.n; ++r) {
+                kernel::map<false>(
+                    gh, pre + r * gh, [](auto a, auto b) { return a + b; }, p + r * gh, bh);
+            }
+        } else {
+            std::copy_n(p, s.n * gh, pre);
+        }
+    } else {
+        const bool biased = split ? fill(pre, bi, nullptr) : fill(pre, bi, bh);
+        blas::gemm(false, true, s.n, gh, s.in, T(1), c.input(0).data(), s.in, c.input(l.w_ih()).data(), s.in,
+                   biased ? T(1) : T(0), pre, gh);
+    }
     T* hpart = split ? pre_h : pre;
     const bool h_biased = split ? fill(pre_h, bh, nullptr) : true;
     blas::gemm(false, true, s.n, gh, s.hidden, T(1), c.input(1).data(), s.hidden, c.input(l.w_hh()).data(), s.hidden,
@@ -140,9 +181,22 @@ void cell_grads(const Layout& l, OpContext<T>& c, const Sizes& s, const T* d, co
     if (d_h == nullptr) d_h = d;
     const T* x = c.input(0).data();
     const T* h = c.input(1).data();
-    c.add_grad(0, c.input(0).shape(), [&](T* dst, bool add) {
-        blas::gemm_to(dst, add, false, false, s.n, s.in, gh, d, gh, c.input(l.w_ih()).data(), s.in);
-    });
+    if (l.projected) {
+        // The cell's rows of the projection's gradient are d; the first cell to write it
+        // (the last step, in a layer's backward) zeroes the other rows.
+        const auto& ps = c.input(0).shape();
+        c.add_grad(0, ps, [&](T* dst, bool add) {
+            if (!add) {
+                std::fill_n(dst, l.row * gh, T(0));
+                std::fill(dst + (l.row + s.n) * gh, dst + ps[0] * gh, T(0));
+            }
+            kernel::add_or_assign(dst + l.row * gh, d, s.n * gh, add);
+        });
+    } else {
+        c.add_grad(0, c.input(0).shape(), [&](T* dst, bool add) {
+            blas::gemm_to(dst, add, false, false, s.n, s.in, gh, d, gh, c.input(l.w_ih()).data(), s.in);
+        });
+    }
     if (h_direct == nullptr) {
         c.add_grad(1, c.input(1).shape(), [&](T* dst, bool add) {
             blas::gemm_to(dst, add, false, false, s.n, s.hidden, gh, d_h, gh, c.input(l.w_hh()).data(), s.hidden);
@@ -159,8 +213,10 @@ void cell_grads(const Layout& l, OpContext<T>& c, const Sizes& s, const T* d, co
             kernel::add_or_assign(dst, static_cast<const T*>(h_sum.data()), s.n * s.hidden, add);
         });
     }
-    c.add_grad(l.w_ih(), c.input(l.w_ih()).shape(),
-               [&](T* dst, bool add) { blas::gemm_to(dst, add, true, false, gh, s.in, s.n, d, gh, x, s.in); });
+    if (!l.projected) {
+        c.add_grad(l.w_ih(), c.input(l.w_ih()).shape(),
+                   [&](T* dst, bool add) { blas::gemm_to(dst, add, true, false, gh, s.in, s.n, d, gh, x, s.in); });
+    }
     c.add_grad(l.w_hh(), c.input(l.w_hh()).shape(), [&](T* dst, bool add) {
         blas::gemm_to(dst, add, true, false, gh, s.hidden, s.n, d_h, gh, h, s.hidden);
     });
@@ -181,6 +237,7 @@ void cell_grads(const Layout& l, OpContext<T>& c, const Sizes& s, const T* d, co
 // The same pre-activations as tg ops, for the vjp rules.
 template <class T> Var<T> x_part(const Layout& l, const VjpContext<T>& v)
 {
+    if (l.projected) return narrow(v.input(0), 0, l.row, v.input_shape(1)[0]);
     Var<T> a = matmul(v.input(0), v.input(l.w_ih()), false, true);
     return l.has_b_ih ? a + v.input(l.b_ih()) : a;
 }
@@ -193,9 +250,15 @@ template <class T> Var<T> h_part(const Layout& l, const VjpContext<T>& v)
 // The rules' counterpart of cell_grads (h's direct term, if any, added by the cell).
 template <class T> void rule_grads(const Layout& l, VjpContext<T>& v, const Var<T>& d, const Var<T>& d_h)
 {
-    if (v.needs_grad(0)) v.add_grad(0, matmul(d, v.input(l.w_ih())));
+    if (l.projected) {
+        // d in the cell's rows of the projection, zeros in the others.
+        const std::size_t rows = v.input_shape(0)[0], n = v.input_shape(1)[0];
+        if (v.needs_grad(0)) v.add_grad(0, pad(d, 0, l.row, rows - l.row - n));
+    } else {
+        if (v.needs_grad(0)) v.add_grad(0, matmul(d, v.input(l.w_ih())));
+        if (v.needs_grad(l.w_ih())) v.add_grad(l.w_ih(), matmul(d, v.input(0), true, false));
+    }
     if (v.needs_grad(1)) v.add_grad(1, matmul(d_h, v.input(l.w_hh())));
-    if (v.needs_grad(l.w_ih())) v.add_grad(l.w_ih(), matmul(d, v.input(0), true, false));
     if (v.needs_grad(l.w_hh())) v.add_grad(l.w_hh(), matmul(d_h, v.input(1), true, false));
     if (l.has_b_ih) v.add_grad(l.b_ih(), d);  // summed over the batch by the kit
     if (l.has_b_hh) v.add_grad(l.b_hh(), d_h);
@@ -213,7 +276,7 @@ template <bool Relu> struct PlainCell {
 
     template <class T> void forward(OpContext<T>& c) const
     {
-        const Sizes s = sizes_of(c);
+        const Sizes s = sizes_of(layout, c);
         T* y = c.output({s.n, s.hidden}).data();
         gate_preactivations(layout, c, s, y);
         const std::size_t n = s.n * s.hidden;
@@ -228,7 +291,7 @@ template <bool Relu> struct PlainCell {
 
     template <class T> void backward(OpContext<T>& c) const
     {
-        const Sizes s = sizes_of(c);
+        const Sizes s = sizes_of(layout, c);
         auto& colsum = c.saved(2);  // the highest slot first: creating a slot may move the others
         auto& h_sum = c.saved(1);
         auto& d = c.saved(0);
@@ -272,6 +335,19 @@ Var<T> plain_cell(const Var<T>& x, const Var<T>& h, const Var<T>& w_ih, const Va
     Op op;
     op.layout = layout;
     return record_cell(std::move(op), layout, x, h, static_cast<const Var<T>*>(nullptr), w_ih, w_hh, b_ih, b_hh);
+}
+
+// The entry point of a plain cell in its projected form (Layout).
+template <class Op, class T>
+Var<T> plain_projected_cell(const Var<T>& p, std::size_t row, const Var<T>& h, const Var<T>& w_hh, const Var<T>& b_hh)
+{
+    Layout layout;
+    const auto* no_c = static_cast<const Var<T>*>(nullptr);
+    check_projected_cell(Op::name, layout, p, row, h, no_c, w_hh, b_hh);
+    Op op;
+    op.layout = layout;
+    const Var<T> none;
+    return record_cell(std::move(op), layout, p, h, no_c, none, w_hh, none, b_hh);
 }
 
 }  // namespace tg::rnn

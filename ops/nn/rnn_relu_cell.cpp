@@ -20,6 +20,12 @@ namespace tg {
 template <class T>
 Var<T> rnn_relu_cell(const Var<T>& x, const Var<T>& h, const Var<T>& w_ih, const Var<T>& w_hh, const Var<T>& b_ih,
                      const Var<T>& b_hh);
+namespace detail {
+/// The recurrent layers' form of tg::rnn_relu_cell: the input's part x w_ih^T + b_ih comes precomputed for a whole
+/// sequence as `p` [rows, H] (one gemm for all steps), and the step reads its N rows from `row` on in place.
+template <class T>
+Var<T> rnn_relu_cell_rows(const Var<T>& p, std::size_t row, const Var<T>& h, const Var<T>& w_hh, const Var<T>& b_hh);
+}  // namespace detail
 //! end
 
 namespace {
@@ -41,6 +47,18 @@ template Var<float> rnn_relu_cell<float>(const Var<float>&, const Var<float>&, c
                                          const Var<float>&, const Var<float>&);
 template Var<double> rnn_relu_cell<double>(const Var<double>&, const Var<double>&, const Var<double>&,
                                            const Var<double>&, const Var<double>&, const Var<double>&);
+
+template <class T>
+Var<T> detail::rnn_relu_cell_rows(const Var<T>& p, std::size_t row, const Var<T>& h, const Var<T>& w_hh,
+                                  const Var<T>& b_hh)
+{
+    return rnn::plain_projected_cell<RnnReluCell>(p, row, h, w_hh, b_hh);
+}
+
+template Var<float> detail::rnn_relu_cell_rows<float>(const Var<float>&, std::size_t, const Var<float>&,
+                                                      const Var<float>&, const Var<float>&);
+template Var<double> detail::rnn_relu_cell_rows<double>(const Var<double>&, std::size_t, const Var<double>&,
+                                                        const Var<double>&, const Var<double>&);
 
 }  // namespace tg
 

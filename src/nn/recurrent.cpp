@@ -1,11 +1,13 @@
 // Recurrent layers (LSTM, GRU, RNN), their one-step cells as modules, and packing of
 // sequences of different lengths, following torch.nn's arguments, names and semantics.
 //
-// A layer runs its cell op once per step and direction. Padded input is the packed case with
-// every step's batch size equal to N, so one loop serves both: at each step only the first
-// batch_sizes[t] rows of the state take part (packed rows are sorted longest first), rows that
-// have finished leave the state as their final value, and the reverse direction takes rows in
-// from the initial state as they start. With equal batch sizes no narrow or concat is recorded.
+// For each layer and direction a layer projects the input of all steps at once (one gemm),
+// then runs its cell op once per step; the cell reads its step's rows of that projection.
+// Padded input is the packed case with every step's batch size equal to N, so one loop serves
+// both: at each step only the first batch_sizes[t] rows of the state take part (packed rows
+// are sorted longest first), rows that have finished leave the state as their final value,
+// and the reverse direction takes rows in from the initial state as they start. With equal
+// batch sizes no narrow or concat of the state is recorded.
 
 #include <algorithm>
 #include <cmath>
@@ -170,14 +172,19 @@ template <class T> void RecurrentLayer<T>::check_state(const RecurrentState<T>& 
     }
 }
 
-// The stacked layers over `steps` (step t: [sizes[t], F]); returns the last layer's output per
-// step and sets final_state ([layers * directions, N, H], rows in the order of the steps' rows).
+// The stacked layers over the steps' rows `input` [sum(sizes), F] (step t: the next sizes[t]
+// rows); returns the last layer's output in the same rows and sets final_state ([layers *
+// directions, N, H], rows in the order of the steps' rows). Each layer and direction projects
+// its input for all steps with one product, x w_ih^T + b_ih; each step's cell reads its rows
+// of that projection in place.
 template <class T>
-std::vector<Var<T>> RecurrentLayer<T>::run(std::vector<Var<T>> steps, const std::vector<std::size_t>& sizes,
-                                           const RecurrentState<T>& initial, RecurrentState<T>& final_state)
+Var<T> RecurrentLayer<T>::run(Var<T> input, const std::vector<std::size_t>& sizes, const RecurrentState<T>& initial,
+                              RecurrentState<T>& final_state)
 {
     const auto& cfg = config_;
-    const std::size_t nsteps = steps.size(), n = sizes[0], dirs = num_directions(), hout = out_hidden();
+    const std::size_t nsteps = sizes.size(), n = sizes[0], dirs = num_directions(), hout = out_hidden();
+    std::vector<std::size_t> first_row(nsteps, 0);  // step t's rows begin here
+    for (std::size_t t = 1; t < nsteps; ++t) first_row[t] = first_row[t - 1] + sizes[t - 1];
     const std::size_t rows = cfg.num_layers * dirs;
     const bool lstm = cfg.kind == RecurrentKind::lstm;
     std::vector<Var<T>> h0, c0;
@@ -189,7 +196,7 @@ std::vector<Var<T>> RecurrentLayer<T>::run(std::vector<Var<T>> steps, const std:
         c0 = chunk(initial.c, rows, 0);
         for (auto& v : c0) v = reshape(v, {n, cfg.hidden_size});
     }
-    std::vector<Var<T>> hn, cn;
+    std::vector<Var<T>> hn, cn, steps(nsteps);
     const Var<T> none;
     for (std::size_t layer = 0; layer < cfg.num_layers; ++layer) {
         std::vector<std::vector<Var<T>>> outs(dirs, std::vector<Var<T>>(nsteps));
@@ -202,18 +209,19 @@ std::vector<Var<T>> RecurrentLayer<T>::run(std::vector<Var<T>> steps, const std:
             const Var<T>& w_hr = cfg.proj_size > 0 ? this->own_parameter(base + (cfg.bias ? 4 : 2)) : none;
             const Var<T> h_init = h0.empty() ? zeros_state<T>(n, hout) : h0[k];
             const Var<T> c_init = !lstm ? none : (c0.empty() ? zeros_state<T>(n, cfg.hidden_size) : c0[k]);
-            auto step = [&](const Var<T>& x, Var<T>& h, Var<T>& c) {
+            const Var<T> p = b_ih.defined() ? linear_t(input, w_ih, b_ih) : matmul(input, w_ih, false, true);
+            auto step = [&](std::size_t t, Var<T>& h, Var<T>& c) {
+                const std::size_t row = first_row[t];
                 switch (cfg.kind) {
                 case RecurrentKind::lstm: {
                     if (cfg.proj_size == 0) {
-                        auto hc = lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh);
+                        auto hc = tg::detail::lstm_cell_rows(p, row, h, c, w_hh, b_hh);
                         h = hc.first;
                         c = hc.second;
                     } else {
                         // h is projected ([N, proj_size]) and w_hh [4H, proj_size]: the fused cell
                         // takes h of c's width, so this step is written with plain ops.
-                        Var<T> pre = add(matmul(x, w_ih, false, true), matmul(h, w_hh, false, true));
-                        if (b_ih.defined()) pre = add(pre, b_ih);
+                        Var<T> pre = add(narrow(p, 0, row, sizes[t]), matmul(h, w_hh, false, true));
                         if (b_hh.defined()) pre = add(pre, b_hh);
                         const auto g = chunk(pre, 4, 1);
                         c = add(mul(sigmoid(g[1]), c), mul(sigmoid(g[0]), tanh(g[2])));
@@ -222,13 +230,13 @@ std::vector<Var<T>> RecurrentLayer<T>::run(std::vector<Var<T>> steps, const std:
                     break;
                 }
                 case RecurrentKind::gru:
-                    h = gru_cell(x, h, w_ih, w_hh, b_ih, b_hh);
+                    h = tg::detail::gru_cell_rows(p, row, h, w_hh, b_hh);
                     break;
                 case RecurrentKind::rnn_tanh:
-                    h = rnn_tanh_cell(x, h, w_ih, w_hh, b_ih, b_hh);
+                    h = tg::detail::rnn_tanh_cell_rows(p, row, h, w_hh, b_hh);
                     break;
                 case RecurrentKind::rnn_relu:
-                    h = rnn_relu_cell(x, h, w_ih, w_hh, b_ih, b_hh);
+                    h = tg::detail::rnn_relu_cell_rows(p, row, h, w_hh, b_hh);
                     break;
                 }
             };
@@ -248,7 +256,7 @@ std::vector<Var<T>> RecurrentLayer<T>::run(std::vector<Var<T>> steps, const std:
                         }
                         cur = b;
                     }
-                    step(steps[t], h, c);
+                    step(t, h, c);
                     outs[d][t] = h;
                 }
                 if (!left_h.empty()) {
@@ -275,24 +283,26 @@ std::vector<Var<T>> RecurrentLayer<T>::run(std::vector<Var<T>> steps, const std:
                         if (lstm) c = concat(std::vector<Var<T>>{c, narrow(c_init, 0, cur, b - cur)}, 0);
                         cur = b;
                     }
-                    step(steps[t], h, c);
+                    step(t, h, c);
                     outs[d][t] = h;
                 }
             }
             hn.push_back(h);
             if (lstm) cn.push_back(c);
         }
-        // The next layer's input: both directions side by side, dropped out between layers.
+        // The next layer's input: both directions side by side, dropped out between layers
+        // (a mask per step, as the steps come).
         const bool drop = this->training_ && cfg.dropout > 0.0 && layer + 1 < cfg.num_layers;
         for (std::size_t t = 0; t < nsteps; ++t) {
             Var<T> o = dirs == 2 ? concat(std::vector<Var<T>>{outs[0][t], outs[1][t]}, 1) : outs[0][t];
             if (drop) o = dropout(o, static_cast<T>(cfg.dropout), this->own_generator(0));
             steps[t] = o;
         }
+        input = nsteps == 1 ? steps[0] : concat(steps, 0);
     }
     final_state.h = stack(hn, 0);
     if (lstm) final_state.c = stack(cn, 0);
-    return steps;
+    return input;
 }
 
 template <class T> RecurrentOutput<T> RecurrentLayer<T>::forward(const Var<T>& x, const RecurrentState<T>& initial)
@@ -309,11 +319,9 @@ template <class T> RecurrentOutput<T> RecurrentLayer<T>::forward(const Var<T>& x
     const Var<T> xt_ = config_.batch_first ? transpose(x, 0, 1) : x;
     const std::size_t steps = xt_.shape()[0], n = xt_.shape()[1];
     check_state(initial, n);
-    std::vector<Var<T>> xs = steps == 1 ? std::vector<Var<T>>{reshape(xt_, {n, in})}
-                                        : split(reshape(xt_, {steps * n, in}), std::vector<std::size_t>(steps, n), 0);
     RecurrentOutput<T> out;
-    const std::vector<Var<T>> ys = run(std::move(xs), std::vector<std::size_t>(steps, n), initial, out.state);
-    Var<T> y = stack(ys, 0);
+    const Var<T> ys = run(reshape(xt_, {steps * n, in}), std::vector<std::size_t>(steps, n), initial, out.state);
+    const Var<T> y = reshape(ys, {steps, n, ys.shape()[1]});
     out.output = config_.batch_first ? transpose(y, 0, 1) : y;
     return out;
 }
@@ -336,10 +344,8 @@ PackedRecurrentOutput<T> RecurrentLayer<T>::forward(const PackedSequence<T>& x, 
         if (sorted.h.defined()) sorted.h = index_select(sorted.h, 1, idx);
         if (sorted.c.defined()) sorted.c = index_select(sorted.c, 1, idx);
     }
-    std::vector<Var<T>> xs = x.batch_sizes.size() == 1 ? std::vector<Var<T>>{x.data} : split(x.data, x.batch_sizes, 0);
     PackedRecurrentOutput<T> out;
-    const std::vector<Var<T>> ys = run(std::move(xs), x.batch_sizes, sorted, out.state);
-    out.output.data = ys.size() == 1 ? ys[0] : concat(ys, 0);
+    out.output.data = run(x.data, x.batch_sizes, sorted, out.state);
     out.output.batch_sizes = x.batch_sizes;
     out.output.sorted_indices = x.sorted_indices;
     out.output.unsorted_indices = x.unsorted_indices;

@@ -254,6 +254,67 @@ TEST_CASE("a packed run equals running each sequence alone, outputs, states and 
     }
 }
 
+TEST_CASE("recurrent layers are twice differentiable: gradcheck and gradgradcheck over packed, stacked layers",
+          "[nn][recurrent][gradcheck]")
+{
+    // Each layer projects all its steps' inputs at once and every cell reads its rows of that
+    // projection: the rows, their gradients and the rules' second derivatives are checked here
+    // with sequences of different lengths in both directions.
+    const std::uint64_t seed = 77;
+    INFO("seed " << seed);
+    tg::Generator gen(seed);
+    std::normal_distribution<double> normal;
+    auto random = [&](std::vector<std::size_t> shape) {
+        xt::xarray<double> a = xt::zeros<double>(shape);
+        for (auto& v : a) v = 0.5 * normal(gen);
+        return a;
+    };
+    const std::vector<std::size_t> lengths{2, 3, 1};
+    const Var<double> x = tg::constant(random({3, 3, 2}));
+    const xt::xarray<double> w = random({6, 6});
+    auto check_layer = [&](nn::Module<double>& layer, auto&& run) {
+        // Output rows [sum(lengths) = 6, 6 features]; the loss weighs each one differently.
+        auto loss = [&] {
+            return tg::sum(tg::mul(run(nn::pack_padded_sequence(x, lengths, false, false)), tg::constant(w)));
+        };
+        const tg::GradcheckResult first = tg::gradcheck(layer, loss);
+        INFO(first.message);
+        CHECK(first.ok);
+        const tg::GradcheckResult second = tg::gradgradcheck(layer, loss);
+        INFO(second.message);
+        CHECK(second.ok);
+    };
+    {
+        INFO("bidirectional 2-layer LSTM");
+        nn::LSTMOptions o;
+        o.num_layers = 2;
+        o.bidirectional = true;
+        nn::LSTM<double> lstm(2, 3, o, gen);
+        check_layer(lstm, [&](const nn::PackedSequence<double>& p) { return lstm.forward(p, {}).output.data; });
+    }
+    {
+        INFO("bidirectional 2-layer GRU");
+        nn::GRUOptions o;
+        o.num_layers = 2;
+        o.bidirectional = true;
+        nn::GRU<double> gru(2, 3, o, gen);
+        check_layer(gru, [&](const nn::PackedSequence<double>& p) { return gru.forward(p, {}).output.data; });
+    }
+    {
+        INFO("2-layer RNN (tanh) without biases, and a relu RNN with them");
+        nn::RNNOptions o;
+        o.num_layers = 2;
+        o.bias = false;
+        nn::RNN<double> tanh_rnn(2, 6, o, gen);
+        check_layer(tanh_rnn, [&](const nn::PackedSequence<double>& p) { return tanh_rnn.forward(p, {}).output.data; });
+        nn::RNNOptions r;
+        r.nonlinearity = nn::RNNNonlinearity::relu;
+        r.bidirectional = true;
+        nn::RNN<double> relu_rnn(2, 3, r, gen);
+        check_layer(relu_rnn, [&](const nn::PackedSequence<double>& p) { return relu_rnn.forward(p, {}).output.data; });
+    }
+}
+
 TEST_CASE("pack_sequence and pad_packed_sequence round trip, with padding_value and total_length",
           "[nn][recurrent][packed]")
 {

@@ -10,6 +10,7 @@
 
 #include "tapegrad/tapegrad.hpp"
 
+using Catch::Contains;
 using tg::Var;
 
 namespace {
@@ -155,6 +156,34 @@ TEST_CASE("recurrent cells unrolled over several steps pass gradcheck and gradgr
     check(tg::gradgradcheck(gru, gi));
     check(tg::gradcheck(rnn, ri));
     check(tg::gradgradcheck(rnn, ri));
+}
+
+TEST_CASE("the recurrent layers' projected cells read their rows and refuse rows that are not there", "[ops][rnn]")
+{
+    // Rows 2..3 of a projection p give the step of x's rows 2..3: p = x w_ih^T + b_ih.
+    std::mt19937_64 rng(9);
+    const std::size_t hidden = 3;
+    const Var<double> x = tg::constant(uniform(rng, {5, 2}));
+    const Var<double> h = tg::constant(uniform(rng, {2, hidden}));
+    const Var<double> c = tg::constant(uniform(rng, {2, hidden}));
+    const Var<double> w_ih = tg::constant(uniform(rng, {4 * hidden, 2}));
+    const Var<double> w_hh = tg::constant(uniform(rng, {4 * hidden, hidden}));
+    const Var<double> b_ih = tg::constant(uniform(rng, {4 * hidden}));
+    const Var<double> b_hh = tg::constant(uniform(rng, {4 * hidden}));
+    const Var<double> p = tg::linear_t(x, w_ih, b_ih);
+    const auto want = tg::lstm_cell(tg::narrow(x, 0, 2, 2), h, c, w_ih, w_hh, b_ih, b_hh);
+    const auto got = tg::detail::lstm_cell_rows(p, 2, h, c, w_hh, b_hh);
+    CHECK(xt::allclose(got.first.value(), want.first.value(), 1e-13, 1e-15));
+    CHECK(xt::allclose(got.second.value(), want.second.value(), 1e-13, 1e-15));
+    CHECK_THROWS_WITH(tg::detail::lstm_cell_rows(p, 4, h, c, w_hh, b_hh),
+                      Contains("lstm_cell") && Contains("rows 4..6 present") && Contains("[5, 12]"));
+    CHECK_THROWS_WITH(tg::detail::gru_cell_rows(p, 0, h, w_hh, b_hh),
+                      Contains("gru_cell") && Contains("[rows, 9]") && Contains("[5, 12]"));
+    const Var<double> p1 = tg::narrow(p, 1, 0, hidden);
+    CHECK_THROWS_WITH(tg::detail::rnn_tanh_cell_rows(p1, 0, h, w_hh, b_hh),
+                      Contains("rnn_tanh_cell: w_hh must be [3, 3]"));
+    CHECK_THROWS_WITH(tg::detail::rnn_relu_cell_rows(p1, 0, h, tg::narrow(w_hh, 0, 0, hidden), b_ih),
+                      Contains("rnn_relu_cell: b_hh must be [3]"));
 }
 
 TEST_CASE("cross_entropy with every label ignored: NaN mean with a zero gradient, as PyTorch", "[ops][loss]")

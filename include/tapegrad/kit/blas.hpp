@@ -24,8 +24,10 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
 
 /// Products with m * n * k at most this many multiply-adds use the plain loop.
 inline constexpr std::size_t small_gemm_limit = 8192;
-/// Float products with fewer multiply-adds than this run on the calling thread alone.
-inline constexpr std::size_t gemm_parallel_min = std::size_t{1} << 21;
+/// Float products with fewer multiply-adds than this run on the calling thread alone (4.2 M:
+/// a recurrent layer's input projection of a few hundred rows, e.g. [260, 32] x [32, 256],
+/// costs more on two threads than on one, between steps that run on one).
+inline constexpr std::size_t gemm_parallel_min = std::size_t{1} << 22;
 
 /// dst (m x n, contiguous) = op(A) op(B), or += when `add`: how a gradient that is a
 /// matrix product lands in a buffer that may already hold one. Adding goes through a
