@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <random>
@@ -20,7 +21,21 @@
 #include <nlohmann/json.hpp>
 #include <xtensor/xarray.hpp>
 
+#include "tapegrad/gradcheck.hpp"
+
 namespace tg_test {
+
+/// gradcheck and gradgradcheck of a module's loss over its parameters, each failure shown
+/// with the check's message.
+inline void check_twice_differentiable(tg::nn::Module<double>& module, const std::function<tg::Var<double>()>& loss)
+{
+    const tg::GradcheckResult first = tg::gradcheck(module, loss);
+    INFO(first.message);
+    CHECK(first.ok);
+    const tg::GradcheckResult second = tg::gradgradcheck(module, loss);
+    INFO(second.message);
+    CHECK(second.ok);
+}
 
 /// A new, empty directory under the system's temporary directory (its name starts with
 /// `prefix`, the rest is random), removed with its contents when the object goes.

@@ -256,23 +256,14 @@ TEST_CASE("MultiheadAttention and a Transformer layer are differentiable twice",
     const Var<double> x = tg::constant(tg::randn<double>({3, 2, 4}, gen).value());
     nn::AttentionMasks masks;
     masks.attn_mask = nn::square_subsequent_mask(3);
-    const auto loss = [&] { return tg::sum(tg::tanh(mha(x, x, x, masks, true).output)); };
-    const tg::GradcheckResult first = tg::gradcheck(mha, loss);
-    INFO(first.message);
-    CHECK(first.ok);
-    const tg::GradcheckResult second = tg::gradgradcheck(mha, loss);
-    INFO(second.message);
-    CHECK(second.ok);
+    tg_test::check_twice_differentiable(mha, [&] { return tg::sum(tg::tanh(mha(x, x, x, masks, true).output)); });
 
     nn::TransformerLayerOptions o;
     o.dim_feedforward = 6;
     o.dropout = 0.0;
     o.activation = nn::TransformerActivation::gelu;
     nn::TransformerEncoderLayer<double> layer(4, 2, o, gen);
-    const auto layer_loss = [&] { return tg::sum(tg::tanh(layer(x, masks))); };
-    const tg::GradcheckResult layer_second = tg::gradgradcheck(layer, layer_loss);
-    INFO(layer_second.message);
-    CHECK(layer_second.ok);
+    tg_test::check_twice_differentiable(layer, [&] { return tg::sum(tg::tanh(layer(x, masks))); });
 }
 
 TEST_CASE("Transformer stacks clone the layer, name the clones as PyTorch, and summarise",

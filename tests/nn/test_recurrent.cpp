@@ -272,46 +272,33 @@ TEST_CASE("recurrent layers are twice differentiable: gradcheck and gradgradchec
     const std::vector<std::size_t> lengths{2, 3, 1};
     const Var<double> x = tg::constant(random({3, 3, 2}));
     const xt::xarray<double> w = random({6, 6});
-    auto check_layer = [&](nn::Module<double>& layer, auto&& run) {
-        // Output rows [sum(lengths) = 6, 6 features]; the loss weighs each one differently.
-        auto loss = [&] {
-            return tg::sum(tg::mul(run(nn::pack_padded_sequence(x, lengths, false, false)), tg::constant(w)));
-        };
-        const tg::GradcheckResult first = tg::gradcheck(layer, loss);
-        INFO(first.message);
-        CHECK(first.ok);
-        const tg::GradcheckResult second = tg::gradgradcheck(layer, loss);
-        INFO(second.message);
-        CHECK(second.ok);
+    // Output rows [sum(lengths) = 6, 6 features]; the loss weighs each one differently.
+    auto check_layer = [&](nn::RecurrentLayer<double>& layer) {
+        tg_test::check_twice_differentiable(layer, [&] {
+            const auto packed = nn::pack_padded_sequence(x, lengths, false, false);
+            return tg::sum(tg::mul(layer.forward(packed, {}).output.data, tg::constant(w)));
+        });
     };
-    {
-        INFO("bidirectional 2-layer LSTM");
-        nn::LSTMOptions o;
-        o.num_layers = 2;
-        o.bidirectional = true;
-        nn::LSTM<double> lstm(2, 3, o, gen);
-        check_layer(lstm, [&](const nn::PackedSequence<double>& p) { return lstm.forward(p, {}).output.data; });
-    }
-    {
-        INFO("bidirectional 2-layer GRU");
-        nn::GRUOptions o;
-        o.num_layers = 2;
-        o.bidirectional = true;
-        nn::GRU<double> gru(2, 3, o, gen);
-        check_layer(gru, [&](const nn::PackedSequence<double>& p) { return gru.forward(p, {}).output.data; });
-    }
-    {
-        INFO("2-layer RNN (tanh) without biases, and a relu RNN with them");
-        nn::RNNOptions o;
-        o.num_layers = 2;
-        o.bias = false;
-        nn::RNN<double> tanh_rnn(2, 6, o, gen);
-        check_layer(tanh_rnn, [&](const nn::PackedSequence<double>& p) { return tanh_rnn.forward(p, {}).output.data; });
-        nn::RNNOptions r;
-        r.nonlinearity = nn::RNNNonlinearity::relu;
-        r.bidirectional = true;
-        nn::RNN<double> relu_rnn(2, 3, r, gen);
-        check_layer(relu_rnn, [&](const nn::PackedSequence<double>& p) { return relu_rnn.forward(p, {}).output.data; });
+    nn::LSTMOptions lstm;
+    lstm.num_layers = 2;
+    lstm.bidirectional = true;
+    nn::GRUOptions gru;
+    gru.num_layers = 2;
+    gru.bidirectional = true;
+    nn::RNNOptions tanh_rnn;  // without biases
+    tanh_rnn.num_layers = 2;
+    tanh_rnn.bias = false;
+    nn::RNNOptions relu_rnn;
+    relu_rnn.nonlinearity = nn::RNNNonlinearity::relu;
+    relu_rnn.bidirectional = true;
+    nn::LSTM<double> a(2, 3, lstm, gen);
+    nn::GRU<double> b(2, 3, gru, gen);
+    nn::RNN<double> c(2, 6, tanh_rnn, gen), d(2, 3, relu_rnn, gen);
+    const std::vector<nn::RecurrentLayer<double>*> layers{&a, &b, &c, &d};
+    for (std::size_t k = 0; k < layers.size(); ++k) {
+        INFO("layer " << k
+                      << " (bidirectional LSTM, bidirectional GRU, tanh RNN, relu RNN): " << layers[k]->type_name());
+        check_layer(*layers[k]);
     }
 }
 
