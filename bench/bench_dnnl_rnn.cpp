@@ -4,11 +4,14 @@
 //   A  LSTM 32 -> 64, batch 8, 50 steps, 1 layer
 //   B  LSTM 64 -> 256, 2 layers, batch 32, 64 steps (the char_lm sample's shape)
 //   C  GRU 64 -> 256, 2 layers, batch 32, 64 steps
+//   D  LSTM 32 -> 128, batch 8, 50 steps, 1 layer  (below the automatic backend's threshold)
+//   E  LSTM 64 -> 128, batch 16, 50 steps, 1 layer (above it)
 //
 // tapegrad's side is W8's loop: forward over a [T, N, I] constant, loss = sum of the output,
-// backward, zero_grad. oneDNN's side runs, each iteration, a forward_training primitive (with
-// its workspace) and then a backward primitive with diff_dst = ones (the gradient of the sum),
-// which gives diff_src, the weight gradients (layer and iter) and the bias gradient. The
+// backward, zero_grad; twice, with the default recurrent backend (automatic: shapes B and C run
+// oneDNN's primitives inside the layer) and with the tape's cells (tg::set_recurrent_backend). oneDNN's side runs, each
+// iteration, a forward_training primitive (with its workspace) and then a backward primitive with diff_dst = ones (the
+// gradient of the sum), which gives diff_src, the weight gradients (layer and iter) and the bias gradient. The
 // primitives and buffers are made once, as tapegrad reuses its buffers too; what a real
 // training step has to repeat stays in the loop: reordering the plain weights (ldigo, the
 // layout an optimizer would update) into the layouts the primitives chose, zeroing the weight
@@ -69,6 +72,9 @@ struct Shape {
 constexpr Shape shape_a{Cell::lstm, 32, 64, 8, 50, 1};
 constexpr Shape shape_b{Cell::lstm, 64, 256, 32, 64, 2};
 constexpr Shape shape_c{Cell::gru, 64, 256, 32, 64, 2};
+// Either side of the automatic backend's threshold (2^20 multiply-adds per step, at two threads):
+constexpr Shape shape_d{Cell::lstm, 32, 128, 8, 50, 1};   // 8 x 4 x 128 x 160 = 0.66 M: the cells
+constexpr Shape shape_e{Cell::lstm, 64, 128, 16, 50, 1};  // 16 x 4 x 128 x 192 = 1.6 M: oneDNN
 
 std::size_t sz(memory::dim d)
 {
@@ -435,15 +441,19 @@ double relative_error(const float* got, const xt::xarray<float>& want)
     return scale > 0.0 ? diff / scale : diff;
 }
 
-/// Runs one step of both on the same weights and input and compares the output (to 1e-4), the
-/// input gradient and every parameter gradient (to 1e-3); prints the errors and ends the
-/// program on a mismatch.
+/// Runs one step of both (tapegrad on the tape's cells) on the same weights and input and compares the output (to
+/// 1e-4), the input gradient and every parameter gradient (to 1e-3); prints the errors and ends the program on a
+/// mismatch.
 void check_against_tapegrad(const Shape& s, DnnlStack& stack, dnnl::stream& strm)
 {
     const auto model = make_model(s);
     const xt::xarray<float> xv = make_input(s);
     const V x = tg::parameter(xv);  // a parameter here, so that the input gradient is compared too
+    // Against the tape's cells (the default backend may run oneDNN inside the layer itself).
+    const tg::RecurrentBackend before = tg::get_recurrent_backend();
+    tg::set_recurrent_backend(tg::RecurrentBackend::tape);
     const V out = model->forward(x);
+    tg::set_recurrent_backend(before);
     tg::sum(out).backward();
     stack.load(*model, xv);
     stack.step(strm);
@@ -495,9 +505,12 @@ void rnn_dnnl(benchmark::State& state, Shape s)
     }
 }
 
-/// tapegrad: W8's loop (bench_tapegrad.cpp) on the same shape.
-void rnn_tapegrad(benchmark::State& state, Shape s)
+/// tapegrad: W8's loop (bench_tapegrad.cpp) on the same shape, with the recurrent backend
+/// given (automatic: oneDNN's primitives where tapegrad chooses them; tape: the fused cells).
+void run_tapegrad(benchmark::State& state, Shape s, tg::RecurrentBackend backend)
 {
+    const tg::RecurrentBackend before = tg::get_recurrent_backend();
+    tg::set_recurrent_backend(backend);
     const auto model = make_model(s);
     const V x = tg::constant(make_input(s));
     for (auto _ : state) {
@@ -506,16 +519,31 @@ void rnn_tapegrad(benchmark::State& state, Shape s)
         model->zero_grad();
         benchmark::DoNotOptimize(loss.item());
     }
+    tg::set_recurrent_backend(before);
+}
+
+void rnn_tapegrad(benchmark::State& state, Shape s)
+{
+    run_tapegrad(state, s, tg::RecurrentBackend::automatic);
+}
+
+void rnn_tapegrad_tape(benchmark::State& state, Shape s)
+{
+    run_tapegrad(state, s, tg::RecurrentBackend::tape);
 }
 
 }  // namespace
 
-// The two sides alternate, shape by shape.
-BENCHMARK_CAPTURE(rnn_dnnl, A_lstm_32x64_n8_t50_l1, shape_a)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(rnn_tapegrad, A_lstm_32x64_n8_t50_l1, shape_a)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(rnn_dnnl, B_lstm_64x256_n32_t64_l2, shape_b)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(rnn_tapegrad, B_lstm_64x256_n32_t64_l2, shape_b)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(rnn_dnnl, C_gru_64x256_n32_t64_l2, shape_c)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(rnn_tapegrad, C_gru_64x256_n32_t64_l2, shape_c)->Unit(benchmark::kMillisecond)->UseRealTime();
+// The three sides alternate, shape by shape.
+#define TAPEGRAD_RNN_SIDES(label, shape)                                                                               \
+    BENCHMARK_CAPTURE(rnn_dnnl, label, shape)->Unit(benchmark::kMillisecond)->UseRealTime();                           \
+    BENCHMARK_CAPTURE(rnn_tapegrad, label, shape)->Unit(benchmark::kMillisecond)->UseRealTime();                       \
+    BENCHMARK_CAPTURE(rnn_tapegrad_tape, label, shape)->Unit(benchmark::kMillisecond)->UseRealTime();
+TAPEGRAD_RNN_SIDES(A_lstm_32x64_n8_t50_l1, shape_a)
+TAPEGRAD_RNN_SIDES(B_lstm_64x256_n32_t64_l2, shape_b)
+TAPEGRAD_RNN_SIDES(C_gru_64x256_n32_t64_l2, shape_c)
+TAPEGRAD_RNN_SIDES(D_lstm_32x128_n8_t50_l1, shape_d)
+TAPEGRAD_RNN_SIDES(E_lstm_64x128_n16_t50_l1, shape_e)
+#undef TAPEGRAD_RNN_SIDES
 
 BENCHMARK_MAIN();

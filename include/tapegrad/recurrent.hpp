@@ -112,7 +112,9 @@ struct RecurrentConfig {
 /// all its steps with one product (x w_ih^T + b_ih); each step then runs the fused cell op
 /// (tg::lstm_cell, tg::gru_cell, tg::rnn_tanh_cell, tg::rnn_relu_cell) in the form that reads
 /// its rows of that projection in place (tg::detail::lstm_cell_rows, ...), so the layer is
-/// differentiable twice.
+/// differentiable twice. A float LSTM or GRU layer over sequences of one length (no proj_size)
+/// may instead run each layer and direction as one oneDNN entry, which is differentiable twice
+/// too (tg::set_recurrent_backend, tapegrad/runtime.hpp).
 template <class T> class RecurrentLayer : public Module<T> {
 public:
     /// Runs every layer over x [T, N, input_size] ([N, T, input_size] with batch_first) from the

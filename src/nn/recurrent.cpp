@@ -12,7 +12,9 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <type_traits>
 
+#include "nn/recurrent_onednn.hpp"
 #include "tapegrad/ops.hpp"
 #include "tapegrad/recurrent.hpp"
 #include "tapegrad/tensor.hpp"
@@ -196,10 +198,20 @@ Var<T> RecurrentLayer<T>::run(Var<T> input, const std::vector<std::size_t>& size
         c0 = chunk(initial.c, rows, 0);
         for (auto& v : c0) v = reshape(v, {n, cfg.hidden_size});
     }
-    std::vector<Var<T>> hn, cn, steps(nsteps);
+    std::vector<Var<T>> hn, cn;
     const Var<T> none;
+    // Float LSTM and GRU layers over sequences of equal length may run as one oneDNN entry
+    // per layer and direction (tg::set_recurrent_backend).
+    bool onednn = false;
+    if constexpr (std::is_same<T, float>::value) {
+        const bool equal = std::all_of(sizes.begin(), sizes.end(), [n](std::size_t b) { return b == n; });
+        onednn = equal && detail::use_onednn(cfg.kind, nsteps, n, cfg.input_size, cfg.hidden_size, cfg.proj_size);
+        if (onednn && cfg.num_layers > 1) {
+            onednn = detail::use_onednn(cfg.kind, nsteps, n, dirs * hout, cfg.hidden_size, cfg.proj_size);
+        }
+    }
     for (std::size_t layer = 0; layer < cfg.num_layers; ++layer) {
-        std::vector<std::vector<Var<T>>> outs(dirs, std::vector<Var<T>>(nsteps));
+        std::vector<Var<T>> ys(dirs);  // each direction's output, all steps' rows
         for (std::size_t d = 0; d < dirs; ++d) {
             const std::size_t k = layer * dirs + d, base = k * per_direction_;
             const Var<T>& w_ih = this->own_parameter(base);
@@ -209,6 +221,17 @@ Var<T> RecurrentLayer<T>::run(Var<T> input, const std::vector<std::size_t>& size
             const Var<T>& w_hr = cfg.proj_size > 0 ? this->own_parameter(base + (cfg.bias ? 4 : 2)) : none;
             const Var<T> h_init = h0.empty() ? zeros_state<T>(n, hout) : h0[k];
             const Var<T> c_init = !lstm ? none : (c0.empty() ? zeros_state<T>(n, cfg.hidden_size) : c0[k]);
+            if constexpr (std::is_same<T, float>::value) {
+                if (onednn) {
+                    const detail::OnednnLayer r =
+                        detail::onednn_layer(cfg.kind, input, nsteps, h_init, c_init, w_ih, w_hh, b_ih, b_hh, d == 1);
+                    ys[d] = r.y;
+                    hn.push_back(r.h);
+                    if (lstm) cn.push_back(r.c);
+                    continue;
+                }
+            }
+            std::vector<Var<T>> outs(nsteps);
             const Var<T> p = b_ih.defined() ? linear_t(input, w_ih, b_ih) : matmul(input, w_ih, false, true);
             auto step = [&](std::size_t t, Var<T>& h, Var<T>& c) {
                 const std::size_t row = first_row[t];
@@ -257,7 +280,7 @@ Var<T> RecurrentLayer<T>::run(Var<T> input, const std::vector<std::size_t>& size
                         cur = b;
                     }
                     step(t, h, c);
-                    outs[d][t] = h;
+                    outs[t] = h;
                 }
                 if (!left_h.empty()) {
                     left_h.push_back(h);
@@ -284,21 +307,18 @@ Var<T> RecurrentLayer<T>::run(Var<T> input, const std::vector<std::size_t>& size
                         cur = b;
                     }
                     step(t, h, c);
-                    outs[d][t] = h;
+                    outs[t] = h;
                 }
             }
+            ys[d] = nsteps == 1 ? outs[0] : concat(outs, 0);
             hn.push_back(h);
             if (lstm) cn.push_back(c);
         }
         // The next layer's input: both directions side by side, dropped out between layers
-        // (a mask per step, as the steps come).
-        const bool drop = this->training_ && cfg.dropout > 0.0 && layer + 1 < cfg.num_layers;
-        for (std::size_t t = 0; t < nsteps; ++t) {
-            Var<T> o = dirs == 2 ? concat(std::vector<Var<T>>{outs[0][t], outs[1][t]}, 1) : outs[0][t];
-            if (drop) o = dropout(o, static_cast<T>(cfg.dropout), this->own_generator(0));
-            steps[t] = o;
-        }
-        input = nsteps == 1 ? steps[0] : concat(steps, 0);
+        // (one mask for all steps).
+        input = dirs == 2 ? concat(ys, 1) : ys[0];
+        if (this->training_ && cfg.dropout > 0.0 && layer + 1 < cfg.num_layers)
+            input = dropout(input, static_cast<T>(cfg.dropout), this->own_generator(0));
     }
     final_state.h = stack(hn, 0);
     if (lstm) final_state.c = stack(cn, 0);
