@@ -243,6 +243,37 @@ memory wrap(const memory::desc& d, const float* ptr)
     return memory(d, engine(), mut(ptr));
 }
 
+// Loads the weights and the bias and reorders the weights for one of the primitives.
+void prepare(Plan& p, Weight& layer, Weight& iter, const float* w_ih, const float* w_hh, const float* b_ih,
+             const float* b_hh, dnnl::stream& s)
+{
+    load_weights(p, w_ih, w_hh);
+    load_bias(p, b_ih, b_hh);
+    layer.run(s);
+    iter.run(s);
+}
+
+// The arguments both primitives take: input, initial state, weights (in the layouts of `layer`
+// and `iter`), bias, output, final state and workspace; the cell states are added for the LSTM.
+std::unordered_map<int, memory> shared_args(Plan& p, const Weight& layer, const Weight& iter, const float* x,
+                                            const float* h0, const float* c0, const float* y, const float* h_last,
+                                            const float* c_last, const float* workspace)
+{
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC_LAYER, wrap(p.src_md, x)},
+                                         {DNNL_ARG_SRC_ITER, wrap(p.state_md, h0)},
+                                         {DNNL_ARG_WEIGHTS_LAYER, layer.chosen},
+                                         {DNNL_ARG_WEIGHTS_ITER, iter.chosen},
+                                         {DNNL_ARG_BIAS, wrap(p.bias_md, p.bias.data())},
+                                         {DNNL_ARG_DST_LAYER, wrap(p.dst_md, y)},
+                                         {DNNL_ARG_DST_ITER, wrap(p.state_md, h_last)},
+                                         {DNNL_ARG_WORKSPACE, wrap(p.fwd_pd.workspace_desc(), workspace)}};
+    if (p.g.cell == Cell::lstm) {
+        args.emplace(DNNL_ARG_SRC_ITER_C, wrap(p.state_md, c0));
+        args.emplace(DNNL_ARG_DST_ITER_C, wrap(p.state_md, c_last));
+    }
+    return args;
+}
+
 }  // namespace
 
 bool available() noexcept
@@ -267,22 +298,8 @@ void forward(const Geometry& g, const float* x, const float* h0, const float* c0
 {
     Plan& p = plan_for(g);
     dnnl::stream& s = stream();
-    load_weights(p, w_ih, w_hh);
-    load_bias(p, b_ih, b_hh);
-    p.fwd_wl.run(s);
-    p.fwd_wi.run(s);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC_LAYER, wrap(p.src_md, x)},
-                                         {DNNL_ARG_SRC_ITER, wrap(p.state_md, h0)},
-                                         {DNNL_ARG_WEIGHTS_LAYER, p.fwd_wl.chosen},
-                                         {DNNL_ARG_WEIGHTS_ITER, p.fwd_wi.chosen},
-                                         {DNNL_ARG_BIAS, wrap(p.bias_md, p.bias.data())},
-                                         {DNNL_ARG_DST_LAYER, wrap(p.dst_md, y)},
-                                         {DNNL_ARG_DST_ITER, wrap(p.state_md, p.h_last.data())},
-                                         {DNNL_ARG_WORKSPACE, wrap(p.fwd_pd.workspace_desc(), workspace)}};
-    if (g.cell == Cell::lstm) {
-        args.emplace(DNNL_ARG_SRC_ITER_C, wrap(p.state_md, c0));
-        args.emplace(DNNL_ARG_DST_ITER_C, wrap(p.state_md, c_last));
-    }
+    prepare(p, p.fwd_wl, p.fwd_wi, w_ih, w_hh, b_ih, b_hh, s);
+    const auto args = shared_args(p, p.fwd_wl, p.fwd_wi, x, h0, c0, y, p.h_last.data(), c_last, workspace);
     p.fwd.execute(s, args);
     s.wait();
 }
@@ -293,10 +310,7 @@ Grads backward(const Geometry& g, const float* x, const float* h0, const float* 
 {
     Plan& p = plan_for(g);
     dnnl::stream& s = stream();
-    load_weights(p, w_ih, w_hh);
-    load_bias(p, b_ih, b_hh);
-    p.bwd_wl.run(s);
-    p.bwd_wi.run(s);
+    prepare(p, p.bwd_wl, p.bwd_wi, w_ih, w_hh, b_ih, b_hh, s);
     std::memset(p.dwl.chosen.get_data_handle(), 0, p.dwl.chosen.get_desc().get_size());
     std::memset(p.dwi.chosen.get_data_handle(), 0, p.dwi.chosen.get_desc().get_size());
     std::fill(p.db.begin(), p.db.end(), 0.0f);
@@ -308,24 +322,15 @@ Grads backward(const Geometry& g, const float* x, const float* h0, const float* 
     p.dwi.user.set_data_handle(dwi_plain);
     // The final h is y's rows of the last step read (the first step's for the reverse direction).
     const float* h_last = y + (g.reverse ? 0 : (g.steps - 1) * g.batch * g.hidden);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC_LAYER, wrap(p.src_md, x)},
-                                         {DNNL_ARG_SRC_ITER, wrap(p.state_md, h0)},
-                                         {DNNL_ARG_WEIGHTS_LAYER, p.bwd_wl.chosen},
-                                         {DNNL_ARG_WEIGHTS_ITER, p.bwd_wi.chosen},
-                                         {DNNL_ARG_BIAS, wrap(p.bias_md, p.bias.data())},
-                                         {DNNL_ARG_DST_LAYER, wrap(p.dst_md, y)},
-                                         {DNNL_ARG_DST_ITER, wrap(p.state_md, h_last)},
-                                         {DNNL_ARG_WORKSPACE, wrap(p.fwd_pd.workspace_desc(), workspace)},
-                                         {DNNL_ARG_DIFF_SRC_LAYER, wrap(p.src_md, p.dx.data())},
-                                         {DNNL_ARG_DIFF_SRC_ITER, wrap(p.state_md, p.dh0.data())},
-                                         {DNNL_ARG_DIFF_WEIGHTS_LAYER, p.dwl.chosen},
-                                         {DNNL_ARG_DIFF_WEIGHTS_ITER, p.dwi.chosen},
-                                         {DNNL_ARG_DIFF_BIAS, wrap(p.bias_md, p.db.data())},
-                                         {DNNL_ARG_DIFF_DST_LAYER, wrap(p.dst_md, dy)},
-                                         {DNNL_ARG_DIFF_DST_ITER, wrap(p.state_md, p.zeros.data())}};
+    auto args = shared_args(p, p.bwd_wl, p.bwd_wi, x, h0, c0, y, h_last, c_last, workspace);
+    args.insert({{DNNL_ARG_DIFF_SRC_LAYER, wrap(p.src_md, p.dx.data())},
+                 {DNNL_ARG_DIFF_SRC_ITER, wrap(p.state_md, p.dh0.data())},
+                 {DNNL_ARG_DIFF_WEIGHTS_LAYER, p.dwl.chosen},
+                 {DNNL_ARG_DIFF_WEIGHTS_ITER, p.dwi.chosen},
+                 {DNNL_ARG_DIFF_BIAS, wrap(p.bias_md, p.db.data())},
+                 {DNNL_ARG_DIFF_DST_LAYER, wrap(p.dst_md, dy)},
+                 {DNNL_ARG_DIFF_DST_ITER, wrap(p.state_md, p.zeros.data())}});
     if (!gru) {
-        args.emplace(DNNL_ARG_SRC_ITER_C, wrap(p.state_md, c0));
-        args.emplace(DNNL_ARG_DST_ITER_C, wrap(p.state_md, c_last));
         args.emplace(DNNL_ARG_DIFF_SRC_ITER_C, wrap(p.state_md, p.dc0.data()));
         args.emplace(DNNL_ARG_DIFF_DST_ITER_C, wrap(p.state_md, dc_last));
     }

@@ -48,25 +48,23 @@ struct Config {
     }
 };
 
-std::shared_ptr<nn::RecurrentLayer<float>> make(const Config& c)
+// The options GRUOptions and LSTMOptions share, from the configuration.
+template <class Options> Options options_of(const Config& c)
 {
-    tg::Generator gen(5);
-    if (c.gru) {
-        nn::GRUOptions o;
-        o.num_layers = c.layers;
-        o.bias = c.bias;
-        o.batch_first = c.batch_first;
-        o.bidirectional = c.bidirectional;
-        o.dropout = c.dropout;
-        return std::make_shared<nn::GRU<float>>(c.input, c.hidden, o, gen);
-    }
-    nn::LSTMOptions o;
+    Options o;
     o.num_layers = c.layers;
     o.bias = c.bias;
     o.batch_first = c.batch_first;
     o.bidirectional = c.bidirectional;
     o.dropout = c.dropout;
-    return std::make_shared<nn::LSTM<float>>(c.input, c.hidden, o, gen);
+    return o;
+}
+
+std::shared_ptr<nn::RecurrentLayer<float>> make(const Config& c)
+{
+    tg::Generator gen(5);
+    if (c.gru) return std::make_shared<nn::GRU<float>>(c.input, c.hidden, options_of<nn::GRUOptions>(c), gen);
+    return std::make_shared<nn::LSTM<float>>(c.input, c.hidden, options_of<nn::LSTMOptions>(c), gen);
 }
 
 template <class S> xt::xarray<float> uniform(const S& shape, unsigned seed)
@@ -205,10 +203,8 @@ bool ran_onednn(const V& v)
     return tg::to_dot(v).find("onednn_recurrent") != std::string::npos;
 }
 
-}  // namespace
-
-TEST_CASE("float LSTM and GRU layers through oneDNN equal the tape's cells in outputs, states and gradients",
-          "[nn][recurrent][onednn]")
+// Runs every configuration on the tape's cells and through oneDNN and compares what `run` gives.
+void compare_backends(Results (*run)(const Config&), double tolerance)
 {
     for (const Config& c : configs()) {
         INFO(c.name());
@@ -216,33 +212,29 @@ TEST_CASE("float LSTM and GRU layers through oneDNN equal the tape's cells in ou
         {
             Backend b(tg::RecurrentBackend::tape);
             CHECK_FALSE(ran_onednn(forward(c).out.output));
-            tape = first_order(c);
+            tape = run(c);
         }
         {
             Backend b(tg::RecurrentBackend::onednn);
             CHECK(ran_onednn(forward(c).out.output) == tg::onednn_recurrent_available());
-            onednn = first_order(c);
+            onednn = run(c);
         }
-        compare(onednn, tape, 1e-5);
+        compare(onednn, tape, tolerance);
     }
+}
+
+}  // namespace
+
+TEST_CASE("float LSTM and GRU layers through oneDNN equal the tape's cells in outputs, states and gradients",
+          "[nn][recurrent][onednn]")
+{
+    compare_backends(first_order, 1e-5);
 }
 
 TEST_CASE("float LSTM and GRU layers through oneDNN are differentiable twice, as through the tape's cells",
           "[nn][recurrent][onednn][second-order]")
 {
-    for (const Config& c : configs()) {
-        INFO(c.name());
-        Results tape, onednn;
-        {
-            Backend b(tg::RecurrentBackend::tape);
-            tape = second_order(c);
-        }
-        {
-            Backend b(tg::RecurrentBackend::onednn);
-            onednn = second_order(c);
-        }
-        compare(onednn, tape, 1e-4);
-    }
+    compare_backends(second_order, 1e-4);
 }
 
 TEST_CASE("recurrent layers take oneDNN only where it applies and the setting allows", "[nn][recurrent][onednn]")
