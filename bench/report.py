@@ -263,6 +263,76 @@ def fashion_cnn(folder, command):
     return "\n".join(lines) + "\n"
 
 
+def contention(folder, command):
+    """Shared / alone time of the CNN epoch and the W2 step, now and at a baseline commit."""
+    ref_path = os.path.join(folder, "baseline_ref")
+    builds = [("now", "now")]
+    if os.path.exists(ref_path):
+        builds.append(("baseline", f"at {open(ref_path).read().strip()}"))
+    cpus = os.cpu_count()
+    lines = ["## Sharing the machine: alone and beside one busy process\n",
+             f"Produced by `{command}` on this machine ({machine()}).",
+             "Default settings (no thread count set, no environment variables). \"Shared\" runs beside one",
+             "single-threaded process that never sleeps (`bash -c 'while :; do :; done'`); its fair share leaves",
+             f"the run {cpus}/{cpus + 1} of the cores, so sharing without waste costs {(cpus + 1) / cpus:.2f}x.",
+             "CNN: the main job's recipe, one epoch, the training pass only; MLP: W2's forward and backward step",
+             "(784-256-256-10, batch 128). Medians over all rounds; alone and shared alternate within each round.\n",
+             "| workload | build | alone | shared | shared / alone |",
+             "| --- | --- | --- | --- | --- |"]
+    for label, prefix, unit in (("CNN epoch", "cnn", "s"), ("MLP step (W2)", "mlp", "ms")):
+        for build, name in builds:
+            t = {}
+            for mode in ("alone", "shared"):
+                files = [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+                         if n.startswith(f"{prefix}_{build}_{mode}_")]
+                if prefix == "cnn":
+                    times = [x for f in files for x in parse_tapegrad(f)[0]]
+                    t[mode] = statistics.median(times) if times else None
+                else:
+                    m = medians(*files)
+                    t[mode] = m["W2_mlp_tapegrad"] / 1e6 if m else None
+            if t["alone"] is None or t["shared"] is None:
+                continue
+            fmt_t = (lambda v: f"{v:.2f} s") if unit == "s" else (lambda v: f"{v:.3f} ms")
+            lines.append(f"| {label} | {name} | {fmt_t(t['alone'])} | {fmt_t(t['shared'])} | "
+                         f"{t['shared'] / t['alone']:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def native(folder, command):
+    """The portable default build against -DTAPEGRAD_NATIVE=ON, same tree, alternating."""
+    flags = subprocess.run(["sh", "-c", "gcc -march=native -Q --help=target 2>/dev/null | "
+                            "grep -E '^ +-march=' | head -1"], capture_output=True, text=True).stdout.split()
+    arch = flags[-1] if flags else "native"
+    lines = ["## Portable build against a native one\n",
+             f"Produced by `{command}` on this machine ({machine()}).",
+             "\"Portable\" is the default build (the x86-64 baseline for tapegrad's own code; oneDNN and OpenBLAS",
+             f"choose their kernels at run time either way); \"native\" is `-DTAPEGRAD_NATIVE=ON` (`-march=native`, which GCC 12 resolves to {arch} on this CPU,",
+             "without AVX-512). Same source tree; the two programs alternate. Medians over all runs.\n",
+             "| workload | portable | native | portable / native |",
+             "| --- | --- | --- | --- |"]
+    runs = {b: medians(*[os.path.join(folder, n) for n in sorted(os.listdir(folder))
+                         if n.startswith(f"micro_{b}_")]) for b in ("portable", "native")}
+    for label, name, div, unit in (
+            ("W2 MLP 784-256-256-10, batch 128, forward + backward", "W2_mlp_tapegrad", 1, "us"),
+            ("W3 chain of 1000 elementwise ops, 1 element, per op", "W3_chain_tapegrad/1", 1000, "ns"),
+            ("W3 chain of 1000 elementwise ops, 1000 elements, per op", "W3_chain_tapegrad/1000", 1000, "ns"),
+            ("W6 self-attention block, forward + backward", "W6_attention_tapegrad", 1, "us")):
+        p, n = runs["portable"].get(name), runs["native"].get(name)
+        if p is None or n is None:
+            continue
+        lines.append(f"| {label} | {fmt(p / div, unit)} | {fmt(n / div, unit)} | {p / n:.2f} |")
+    cnn = {}
+    for b in ("portable", "native"):
+        times = [t for n in sorted(os.listdir(folder)) if n.startswith(f"cnn_{b}_")
+                 for t in parse_tapegrad(os.path.join(folder, n))[0]]
+        cnn[b] = statistics.median(times) if times else None
+    if cnn["portable"] and cnn["native"]:
+        lines.append(f"| CNN main job, one epoch's training pass | {cnn['portable']:.2f} s | {cnn['native']:.2f} s | "
+                     f"{cnn['portable'] / cnn['native']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def replace_section(name, body):
     text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
     begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
@@ -279,6 +349,10 @@ def replace_section(name, body):
 def main():
     if sys.argv[1] == "--fashion-cnn":
         replace_section("fashion-cnn", fashion_cnn(sys.argv[2], sys.argv[3]))
+    elif sys.argv[1] == "--contention":
+        replace_section("contention", contention(sys.argv[2], sys.argv[3]))
+    elif sys.argv[1] == "--native":
+        replace_section("native", native(sys.argv[2], sys.argv[3]))
     elif sys.argv[1] == "--conv":
         replace_section("conv", conv(sys.argv[2], sys.argv[3]))
     elif sys.argv[1] == "--fashion":

@@ -8,13 +8,27 @@
 
 namespace tg {
 
-/// Threads used by matrix products (BLAS) and by float convolutions (oneDNN, through
-/// OpenMP). Elementwise work always runs on the calling thread, so the two never compete
-/// for the cores. Default: the libraries' own choice (all cores, or OPENBLAS_NUM_THREADS
-/// and OMP_NUM_THREADS).
+/// Fixes the number of threads that multi-threaded work uses: matrix products (oneDNN's
+/// for float, OpenBLAS's for double), convolutions, oneDNN's recurrent layers, and the
+/// pooling and normalisation kernels that split their channels (through OpenMP). The rest
+/// runs on the calling thread. Results may differ in the last bits between thread counts,
+/// as sums are split differently. Throws tg::Error for n < 1.
+///
+/// Without it (the default, or after reset_num_threads) the count follows the machine: all
+/// of the process's CPUs (at most OMP_NUM_THREADS or OPENBLAS_NUM_THREADS when set), less
+/// the cores that other processes kept busy over the last quarter of a second. On a shared
+/// machine this gives up the cores another job is using instead of competing for them:
+/// threads of one team that each get part of a core wait on one another at every step, and
+/// one thread with a whole core is faster than two with two thirds of one each. The load is
+/// read from /proc/stat about four times a second while work runs.
 void set_num_threads(int n);
 
-/// The current thread count of matrix products.
+/// Returns to the default: a thread count that follows the machine's load (see
+/// set_num_threads).
+void reset_num_threads();
+
+/// The number of threads multi-threaded work would use now: the fixed count, or the one
+/// the machine's load gives.
 int get_num_threads();
 
 /// How the recurrent layers nn::LSTM and nn::GRU run a float layer over sequences of equal

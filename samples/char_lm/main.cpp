@@ -375,7 +375,9 @@ int main(int argc, char** argv)
     app.add_option("--dropout", o.dropout, "Dropout probability")->capture_default_str();
     app.add_option("--clip", o.clip, "Clip the gradient's norm to this (0: no clipping)")->capture_default_str();
     app.add_option("--seed", o.seed, "Initial weights, batch order and dropout masks")->capture_default_str();
-    app.add_option("--threads", o.threads, "Threads (0: the library's default)")->capture_default_str();
+    app.add_option("--threads", o.threads,
+                   "Threads (0: the library's default, all cores less those other processes keep busy)")
+        ->capture_default_str();
     app.add_option("--data-dir", o.data_dir, "The fortunes files")->capture_default_str();
     app.add_option("--entries", o.entries, "Use only this many entries (0: all)")->capture_default_str();
     app.add_option("--eval-every", o.eval_every, "Also validate every this many steps (0: after each epoch only)")

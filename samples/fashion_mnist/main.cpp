@@ -69,7 +69,8 @@ int main(int argc, char** argv)
         ->capture_default_str();
     app.add_option("--seed", c.seed, "Seed for initial weights, shuffling and dropout")->capture_default_str();
     app.add_option("--threads", c.threads,
-                   "Threads for matrix products and convolutions (default: the libraries' choice, all cores)")
+                   "Threads for matrix products and convolutions (default: the library's, all cores less those "
+                   "other processes keep busy)")
         ->check(CLI::PositiveNumber);
     app.add_option("--checkpoint", c.checkpoint, "Save a checkpoint (safetensors) here after every epoch");
     app.add_option("--resume", c.resume, "Continue training from this checkpoint");

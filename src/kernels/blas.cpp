@@ -1,19 +1,17 @@
-// Direct BLAS calls (see blas.hpp for why they live alone in this file), the small-product
-// loop, and the one place that sets BLAS's thread count.
+// Direct BLAS calls (see blas.hpp for why they live alone in this file) and the small-product
+// loop; the thread count they run on comes from threads.cpp.
 
 #include "tapegrad/kit/blas.hpp"
 
 #include <cblas.h>
 #ifdef TAPEGRAD_HAVE_DNNL
-#include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>
 #endif
 
 #include <algorithm>
 #include <type_traits>
 
-#include "kernels/conv.hpp"
-#include "tapegrad/runtime.hpp"
+#include "kernels/threads.hpp"
 
 namespace tg {
 namespace blas {
@@ -112,27 +110,6 @@ bool as_gemv(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T al
     return false;
 }
 
-#ifdef TAPEGRAD_HAVE_DNNL
-// OpenMP's thread count of this thread, looked up at run time (libgomp comes with oneDNN).
-struct OmpThreads {
-    using Set = void (*)(int);
-    using Get = int (*)();
-    Set set = nullptr;
-    Get get = nullptr;
-    OmpThreads()
-    {
-        set = reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
-        get = reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
-        if (get == nullptr) set = nullptr;
-    }
-};
-const OmpThreads& omp_threads()
-{
-    static const OmpThreads t;
-    return t;
-}
-#endif
-
 template <class T>
 void gemm_any(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda,
               const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc)
@@ -143,6 +120,7 @@ void gemm_any(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T a
         return;
     }
     if (as_gemv(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
+    [[maybe_unused]] const int nthreads = threads::enter();
     if constexpr (std::is_same<T, float>::value) {
 #ifdef TAPEGRAD_HAVE_DNNL
         // With oneDNN in the build, float products go through its gemm: it runs on the same
@@ -154,14 +132,13 @@ void gemm_any(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T a
         // A product too small to share (a recurrent step's, a small layer's) runs on this
         // thread alone: waking the other threads for it costs more than it saves, and while
         // they wait for the next one they spin on cores that other work could use.
-        const bool alone = m * n * k < gemm_parallel_min && omp_threads().set != nullptr;
-        const int threads = alone ? omp_threads().get() : 1;
-        if (alone && threads > 1) omp_threads().set(1);
+        const bool alone = m * n * k < gemm_parallel_min && nthreads > 1;
+        if (alone) threads::set_openmp(1);
         const dnnl_status_t st =
             dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', static_cast<dnnl_dim_t>(m), static_cast<dnnl_dim_t>(n),
                        static_cast<dnnl_dim_t>(k), alpha, a, static_cast<dnnl_dim_t>(lda), b,
                        static_cast<dnnl_dim_t>(ldb), beta, c, static_cast<dnnl_dim_t>(ldc));
-        if (alone && threads > 1) omp_threads().set(threads);
+        if (alone) threads::set_openmp(nthreads);
         if (st == dnnl_success) return;
 #endif
         cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), bi(m), bi(n), bi(k), alpha, a, bi(lda), b, bi(ldb), beta, c,
@@ -187,17 +164,5 @@ void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, double 
 }
 
 }  // namespace blas
-
-void set_num_threads(int n)
-{
-    if (n < 1) throw Error("set_num_threads: the thread count must be at least 1, got " + std::to_string(n));
-    openblas_set_num_threads(n);
-    conv::set_threads(n);
-}
-
-int get_num_threads()
-{
-    return openblas_get_num_threads();
-}
 
 }  // namespace tg

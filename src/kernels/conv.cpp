@@ -254,13 +254,6 @@ void channel_sum(const T* a, std::size_t n, std::size_t channels, std::size_t sp
     }
 }
 
-void set_threads([[maybe_unused]] int n)
-{
-#ifdef TAPEGRAD_HAVE_DNNL
-    dnnl_path::set_threads(n);
-#endif
-}
-
 // NOLINTBEGIN(bugprone-macro-parentheses): T names a type
 #define TAPEGRAD_CONV_INSTANTIATE(T)                                                                                   \
     template void forward<T>(const Geometry&, const T*, const T*, const T*, T*, bool);                                 \

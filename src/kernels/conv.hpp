@@ -35,9 +35,6 @@ template <class T> void weight_grad(const Geometry& g, const T* x, const T* y, T
 template <class T>
 void channel_sum(const T* a, std::size_t n, std::size_t channels, std::size_t spatial, T* b, bool add);
 
-/// Sets the number of threads the convolution library uses (tg::set_num_threads).
-void set_threads(int n);
-
 #ifdef TAPEGRAD_HAVE_DNNL
 // Float convolutions through oneDNN (src/kernels/conv_dnnl.cpp); usable for geometries
 // with no zero-size axis. Each assigns its result.
@@ -46,7 +43,6 @@ bool usable(const Geometry& g);
 void forward(const Geometry& g, const float* x, const float* w, const float* bias, float* y);
 void input_grad(const Geometry& g, const float* y, const float* w, float* x);
 void weight_grad(const Geometry& g, const float* x, const float* y, float* w);
-void set_threads(int n);
 }  // namespace dnnl_path
 #endif
 

@@ -15,9 +15,8 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "kernels/threads.hpp"
 #include "tapegrad/error.hpp"
-
-#include <dlfcn.h>
 
 namespace tg::conv::dnnl_path {
 namespace {
@@ -35,9 +34,10 @@ struct Key {
     Geometry g;
     int role;
     bool bias;
+    int threads;  // a primitive runs on as many threads as there were when it was made
     bool operator==(const Key& k) const
     {
-        return std::memcmp(&g, &k.g, sizeof g) == 0 && role == k.role && bias == k.bias;
+        return std::memcmp(&g, &k.g, sizeof g) == 0 && role == k.role && bias == k.bias && threads == k.threads;
     }
 };
 
@@ -194,7 +194,7 @@ bool usable(const Geometry& g)
 
 void forward(const Geometry& g, const float* x, const float* w, const float* bias, float* y)
 {
-    Plan& p = plan_for(Key{g, 0, bias != nullptr});
+    Plan& p = plan_for(Key{g, 0, bias != nullptr, threads::enter()});
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, input(p.x, x)}, {DNNL_ARG_WEIGHTS, input(p.w, w)}, {DNNL_ARG_DST, output(p.y, y)}};
     if (bias != nullptr) args.emplace(DNNL_ARG_BIAS, wrap(p.b, bias));
@@ -204,7 +204,7 @@ void forward(const Geometry& g, const float* x, const float* w, const float* bia
 
 void input_grad(const Geometry& g, const float* y, const float* w, float* x)
 {
-    Plan& p = plan_for(Key{g, 1, false});
+    Plan& p = plan_for(Key{g, 1, false, threads::enter()});
     p.prim.execute(
         stream(),
         {{DNNL_ARG_DIFF_DST, input(p.y, y)}, {DNNL_ARG_WEIGHTS, input(p.w, w)}, {DNNL_ARG_DIFF_SRC, output(p.x, x)}});
@@ -213,20 +213,11 @@ void input_grad(const Geometry& g, const float* y, const float* w, float* x)
 
 void weight_grad(const Geometry& g, const float* x, const float* y, float* w)
 {
-    Plan& p = plan_for(Key{g, 2, false});
+    Plan& p = plan_for(Key{g, 2, false, threads::enter()});
     p.prim.execute(
         stream(),
         {{DNNL_ARG_SRC, input(p.x, x)}, {DNNL_ARG_DIFF_DST, input(p.y, y)}, {DNNL_ARG_DIFF_WEIGHTS, output(p.w, w)}});
     finish(p.w, w);
-}
-
-void set_threads(int n)
-{
-    // oneDNN's threads are OpenMP's: its libgomp is loaded with it, and looked up here so
-    // that tapegrad itself needs no OpenMP flags.
-    using SetThreads = void (*)(int);
-    static const auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
-    if (set != nullptr) set(n);
 }
 
 }  // namespace tg::conv::dnnl_path

@@ -2,6 +2,8 @@
 
 #include "tapegrad/kit/parallel.hpp"
 
+#include "kernels/threads.hpp"
+
 #ifdef TAPEGRAD_HAVE_DNNL
 #include <dlfcn.h>
 #endif
@@ -18,15 +20,14 @@ struct Gomp {
     using Parallel = void (*)(void (*)(void*), void*, unsigned, unsigned);
     using Int = int (*)();
     Parallel parallel = nullptr;
-    Int thread_num = nullptr, num_threads = nullptr, max_threads = nullptr, in_parallel = nullptr;
+    Int thread_num = nullptr, num_threads = nullptr, in_parallel = nullptr;
     Gomp()
     {
         parallel = reinterpret_cast<Parallel>(dlsym(RTLD_DEFAULT, "GOMP_parallel"));
         thread_num = reinterpret_cast<Int>(dlsym(RTLD_DEFAULT, "omp_get_thread_num"));
         num_threads = reinterpret_cast<Int>(dlsym(RTLD_DEFAULT, "omp_get_num_threads"));
-        max_threads = reinterpret_cast<Int>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
         in_parallel = reinterpret_cast<Int>(dlsym(RTLD_DEFAULT, "omp_in_parallel"));
-        if (!thread_num || !num_threads || !max_threads || !in_parallel) parallel = nullptr;
+        if (!thread_num || !num_threads || !in_parallel) parallel = nullptr;
     }
 };
 
@@ -61,10 +62,10 @@ void parallel_chunks(std::size_t n, std::size_t cost_per_item, void (*fn)(void*,
 #ifdef TAPEGRAD_HAVE_DNNL
     const Gomp& g = gomp();
     if (n > 1 && g.parallel != nullptr && n * cost_per_item >= parallel_min_work && g.in_parallel() == 0) {
-        const int threads = g.max_threads();
-        if (threads > 1) {
+        const int nthreads = threads::enter();
+        if (nthreads > 1) {
             Job job{n, fn, ctx};
-            const auto use = static_cast<unsigned>(static_cast<std::size_t>(threads) < n ? threads : n);
+            const auto use = static_cast<unsigned>(static_cast<std::size_t>(nthreads) < n ? nthreads : n);
             g.parallel(run_chunk, &job, use, 0);
             return;
         }

@@ -15,6 +15,7 @@
 // plan zeroes them before each backward.
 
 #include "kernels/rnn.hpp"
+#include "kernels/threads.hpp"
 
 #ifdef TAPEGRAD_HAVE_DNNL
 
@@ -86,6 +87,7 @@ struct Weight {
 
 struct Plan {
     Geometry g;
+    int threads = 1;  // a primitive runs on as many threads as there were when it was made
     bool ok = false;
     dnnl::rnn_primitive_desc_base fwd_pd, bwd_pd;
     dnnl::primitive fwd, bwd;
@@ -166,19 +168,21 @@ void make_primitives(Plan& p)
     p.ok = true;
 }
 
-// The plans this thread made, most recent first; a geometry oneDNN refused stays as a plan
-// that is not ok.
+// The plans this thread made, most recent first, for the thread count in use now; a
+// geometry oneDNN refused stays as a plan that is not ok.
 Plan& plan_for(const Geometry& g)
 {
     static thread_local std::list<std::unique_ptr<Plan>> plans;
+    const int nthreads = threads::enter();
     for (auto it = plans.begin(); it != plans.end(); ++it) {
-        if (same((*it)->g, g)) {
+        if (same((*it)->g, g) && (*it)->threads == nthreads) {
             if (it != plans.begin()) plans.splice(plans.begin(), plans, it);
             return *plans.front();
         }
     }
     auto plan = std::make_unique<Plan>();
     plan->g = g;
+    plan->threads = nthreads;
     try {
         make_primitives(*plan);
     } catch (const dnnl::error&) {
