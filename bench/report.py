@@ -241,6 +241,14 @@ def conv(folder, command):
     return "\n".join(lines) + "\n"
 
 
+# Multiply-adds of the main job's CNN per training image: forward (conv 1->32 at 28x28,
+# conv 32->64 at 14x14, fc 3136->128, fc 128->10), the same again for the weight gradients,
+# and the input gradients of every layer but the first.
+_CNN_FORWARD = 32 * 28 * 28 * 9 + 64 * 14 * 14 * 32 * 9 + 3136 * 128 + 128 * 10
+_CNN_INPUT_GRADS = _CNN_FORWARD - 32 * 28 * 28 * 9
+CNN_EPOCH_FLOP = 2 * (2 * _CNN_FORWARD + _CNN_INPUT_GRADS) * 60000
+
+
 def fashion_cnn(folder, command):
     """The main job's CNN recipe, tapegrad against libtorch at 1 and 2 threads."""
     lines = ["## Fashion-MNIST: the main job's CNN, tapegrad beside libtorch\n",
@@ -251,15 +259,19 @@ def fashion_cnn(folder, command):
              "weights (libtorch's program takes them from tapegrad's loader and layers). The programs alternate, round",
              "after round; epoch time is the training pass only, the median over all epochs of all rounds. Threads:",
              "`--threads` for tapegrad (oneDNN, which also runs its float matrix products); `--threads` (intra-op pool, oneDNN) and",
-             "`OPENBLAS_NUM_THREADS` for libtorch, which also runs with its tuned glibc malloc settings.\n",
-             "| threads | tapegrad s/epoch | libtorch s/epoch | time ratio (tapegrad / libtorch) | tapegrad test acc | libtorch test acc |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "`OPENBLAS_NUM_THREADS` for libtorch, which also runs with its tuned glibc malloc settings.",
+             f"GFLOP/s: the epoch's {CNN_EPOCH_FLOP / 1e12:.3f} TFLOP of convolutions and matrix products (forward, weight",
+             "gradients and input gradients but the first convolution's, 25.0 MFLOP per image, counted from the layer",
+             "shapes; normalisation, pooling and the optimiser left out) over the epoch's time.\n",
+             "| threads | tapegrad s/epoch | libtorch s/epoch | time ratio (tapegrad / libtorch) | tapegrad GFLOP/s | libtorch GFLOP/s | tapegrad test acc | libtorch test acc |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for threads in (1, 2):
         tt, lt, ta, la = training_runs(folder, f"cnn_{threads}")
         if not tt or not lt:
             continue
         tm, lm = statistics.median(tt), statistics.median(lt)
-        lines.append(f"| {threads} | {tm:.2f} | {lm:.2f} | {tm / lm:.2f}x | {ta[-1]:.2f}% | {la[-1]:.2f}% |")
+        lines.append(f"| {threads} | {tm:.2f} | {lm:.2f} | {tm / lm:.2f}x | {CNN_EPOCH_FLOP / tm / 1e9:.0f} | "
+                     f"{CNN_EPOCH_FLOP / lm / 1e9:.0f} | {ta[-1]:.2f}% | {la[-1]:.2f}% |")
     return "\n".join(lines) + "\n"
 
 
@@ -306,7 +318,7 @@ def native(folder, command):
     arch = flags[-1] if flags else "native"
     lines = ["## Portable build against a native one\n",
              f"Produced by `{command}` on this machine ({machine()}).",
-             "\"Portable\" is the default build (the x86-64 baseline for tapegrad's own code; oneDNN and OpenBLAS",
+             "\"Portable\" is the default build (`-march=x86-64-v2` for tapegrad's own code; oneDNN and OpenBLAS",
              f"choose their kernels at run time either way); \"native\" is `-DTAPEGRAD_NATIVE=ON` (`-march=native`, which GCC 12 resolves to {arch} on this CPU,",
              "without AVX-512). Same source tree; the two programs alternate. Medians over all runs.\n",
              "| workload | portable | native | portable / native |",
@@ -333,6 +345,35 @@ def native(folder, command):
     return "\n".join(lines) + "\n"
 
 
+def dcgan(folder, command):
+    """samples/dcgan's step beside its libtorch twin."""
+    def step_times(prefix):
+        times = []
+        for n in sorted(os.listdir(folder)):
+            if n.startswith(prefix) and n.endswith(".log"):
+                for line in open(os.path.join(folder, n)):
+                    m = re.search(r"median step time ([0-9.]+) ms", line)
+                    if m:
+                        times.append(float(m.group(1)))
+        return statistics.median(times) if times else None
+    t = step_times("tapegrad_")
+    lt = {threads: step_times(f"libtorch_{threads}_") for threads in (1, 2)}
+    lines = ["## DCGAN training step beside libtorch\n",
+             f"Produced by `{command}` on this machine ({machine()}).",
+             "samples/dcgan (generator of 4 transposed convolutions with batch norm and ReLU, discriminator of 4",
+             "strided convolutions with batch norm and leaky ReLU, channel counts 64/32/16, batch 64, binary",
+             "cross-entropy on logits, Adam 2e-4) against bench/dcgan_libtorch.cpp, the same networks and step in",
+             "libtorch on the same batches. A step is one discriminator and one generator update; each run's",
+             "median over its steps after the tenth, then the median over the rounds. tapegrad runs with its",
+             "defaults; libtorch at 1 and 2 intra-op threads with its tuned glibc malloc settings.\n",
+             "| tapegrad ms/step | libtorch 1 thread | libtorch 2 threads | ratio (best libtorch / tapegrad) |",
+             "| --- | --- | --- | --- |"]
+    best = min(v for v in lt.values() if v is not None) if any(lt.values()) else None
+    if t is not None and best is not None:
+        lines.append(f"| {t:.2f} | {lt[1]:.2f} | {lt[2]:.2f} | {best / t:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
 def replace_section(name, body):
     text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
     begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
@@ -353,6 +394,8 @@ def main():
         replace_section("contention", contention(sys.argv[2], sys.argv[3]))
     elif sys.argv[1] == "--native":
         replace_section("native", native(sys.argv[2], sys.argv[3]))
+    elif sys.argv[1] == "--dcgan":
+        replace_section("dcgan", dcgan(sys.argv[2], sys.argv[3]))
     elif sys.argv[1] == "--conv":
         replace_section("conv", conv(sys.argv[2], sys.argv[3]))
     elif sys.argv[1] == "--fashion":

@@ -6,18 +6,22 @@
 //
 //   dcgan [--steps 600] [--batch-size 64] [--out dcgan.png] [--train-limit N] [--data-dir DIR]
 //
+// It also prints the median time of a training step (both updates; the first 10 steps, which
+// make oneDNN's kernels, left out), which bench/dcgan-compare sets beside a libtorch twin.
 // The discriminator ends in logits and the loss is binary_cross_entropy_with_logits (the
 // example's sigmoid + binary_cross_entropy, computed stably). Its check: the mean of the
 // generated images must resemble the mean training image (correlation of the pixel means,
 // printed), which an untrained generator's output does not; exit status 1 otherwise.
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
 #include <zlib.h>
 
@@ -154,7 +158,9 @@ int main(int argc, char** argv)
         const tg::Var<float> zeros = tg::constant(xt::xarray<float>(xt::zeros<float>({batch, std::size_t(1)})));
         std::size_t b = loader.num_batches();
         std::uint64_t epoch = 0;
+        std::vector<double> step_ms;
         for (int step = 1; step <= steps; ++step) {
+            const auto start = std::chrono::steady_clock::now();
             if (b == loader.num_batches()) {
                 loader.set_epoch(epoch++);
                 b = 0;
@@ -183,9 +189,17 @@ int main(int argc, char** argv)
             g_loss.backward();
             g_opt.step();
             const double g_value = static_cast<double>(g_loss.item());
+            if (step > 10)
+                step_ms.push_back(
+                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
             if (step % 100 == 0 || step == steps)
                 std::printf("step %4d/%d  discriminator loss %.4f  generator loss %.4f\n", step, steps, d_value,
                             g_value);
+        }
+
+        if (!step_ms.empty()) {
+            std::nth_element(step_ms.begin(), step_ms.begin() + step_ms.size() / 2, step_ms.end());
+            std::printf("median step time %.2f ms (steps 11-%d)\n", step_ms[step_ms.size() / 2], steps);
         }
 
         // 64 samples in eval mode, as an 8 x 8 grid with 2-pixel gaps.
