@@ -364,6 +364,7 @@ TEST_CASE("a CNN training loop reaches a steady state: the heap does not grow", 
 
 TEST_CASE("parallel_for hands every item to exactly one chunk, at any size and thread count", "[conv][parallel]")
 {
+    const int before = tg::get_num_threads();
     for (int threads : {1, 2, 3}) {
         tg::set_num_threads(threads);
         for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(2), std::size_t(7), std::size_t(1000)}) {
@@ -382,12 +383,13 @@ TEST_CASE("parallel_for hands every item to exactly one chunk, at any size and t
             }
         }
     }
-    tg::reset_num_threads();
+    tg::set_num_threads(before);
 }
 
 TEST_CASE("max_pool2d and batch_norm give bit-identical results at 1 and 2 threads", "[conv][parallel]")
 {
     // Large enough that their kernels split planes and channels over the threads.
+    const int before = tg::get_num_threads();
     std::mt19937_64 rng(21);
     const xt::xarray<float> xv = xt::cast<float>(tg::sample_uniform(rng, {8, 16, 28, 28}, -1, 1));
     const xt::xarray<float> gv = xt::cast<float>(tg::sample_uniform(rng, {8, 16, 14, 14}, -1, 1));
@@ -402,7 +404,7 @@ TEST_CASE("max_pool2d and batch_norm give bit-identical results at 1 and 2 threa
         return std::vector<xt::xarray<float>>{y.value(), x.grad(), w.grad(), b.grad(), rm, rv};
     };
     const auto one = run(1), two = run(2);
-    tg::reset_num_threads();
+    tg::set_num_threads(before);
     for (std::size_t i = 0; i < one.size(); ++i) {
         INFO("result " << i);
         CHECK(one[i] == two[i]);

@@ -262,13 +262,14 @@ TEST_CASE("recurrent layers take oneDNN only where it applies and the setting al
     // Automatic: a small layer on more than one thread stays on the tape; on one thread, and
     // for a layer whose step reaches 2^20 multiply-adds, oneDNN.
     tg::set_recurrent_backend(tg::RecurrentBackend::automatic);
+    const int threads = tg::get_num_threads();
     tg::set_num_threads(2);
     CHECK_FALSE(ran_onednn(nn::LSTM<float>(3, 5)(x)));
     const V big = tg::constant(uniform({2, 32, 64}, 2));
     CHECK(ran_onednn(nn::LSTM<float>(64, 128)(big)) == have);  // 32 x 4 x 128 x 192 = 3.1 M
     tg::set_num_threads(1);
     CHECK(ran_onednn(nn::LSTM<float>(3, 5)(x)) == have);
-    tg::reset_num_threads();
+    tg::set_num_threads(threads);
 
     CHECK_THROWS_WITH(tg::set_recurrent_backend(static_cast<tg::RecurrentBackend>(7)),
                       Contains("set_recurrent_backend") && Contains("7"));
