@@ -288,7 +288,8 @@ BENCHMARK(W6_attention_nocopy_tapegrad)->Unit(benchmark::kMicrosecond);
 
 // W7: conv2d forward + backward (3x3, padding 1, no bias) on the main job's two layers and
 // a ResNet block's, float; grad_out is a fixed array of ones. Threads: TAPEGRAD_BENCH_THREADS
-// (default 1) for BLAS and oneDNN alike.
+// (default 1) for BLAS and oneDNN alike, while it runs; the benchmarks after it get the
+// library's default count back.
 void W7_conv2d_tapegrad(benchmark::State& state)
 {
     const char* threads = std::getenv("TAPEGRAD_BENCH_THREADS");
@@ -307,6 +308,7 @@ void W7_conv2d_tapegrad(benchmark::State& state)
         if (input_grad) x.zero_grad();
         w.zero_grad();
     }
+    tg::reset_num_threads();
 }
 BENCHMARK(W7_conv2d_tapegrad)
     ->Args({128, 1, 28, 32})
