@@ -23,7 +23,14 @@ include(${CMAKE_CURRENT_LIST_DIR}/write_if_changed.cmake)  # an unchanged batch 
 # that diagnostics and __FILE__ name the op file. Editing the op file re-runs the configure
 # step, which writes the copy again.
 function(tapegrad_unity_copy src copy)
+  set(touch_instantiations ${ARGN})  # the wide SIMD copy (cmake/simd_wide.cmake): no explicit instantiation
   file(READ ${src} text)
+  if(touch_instantiations)
+    # `template R f<T>(args);` becomes TAPEGRAD_SIMD_TOUCH(f<T>, R (*)(args)): a function that is
+    # never emitted names f<T>, so that the rules f records are instantiated, but f is not defined.
+    string(REGEX REPLACE "\ntemplate ((::tg::)?Var<[a-z]+>) ([A-Za-z_0-9]+<[a-z]+>)(\\([^\n]*\\));"
+                         "\nTAPEGRAD_SIMD_TOUCH(\\3, \\1 (*)\\4)" text "${text}")
+  endif()
   string(FIND "${text}" "//! public\n" begin)
   string(FIND "${text}" "//! end\n" end)
   if(begin GREATER -1 AND end GREATER begin)

@@ -31,6 +31,23 @@ void reset_num_threads();
 /// the machine's load gives.
 int get_num_threads();
 
+/// Whether this build and this CPU have the elementwise ops' wide SIMD loops. The library is
+/// compiled for any x86-64 CPU of the last ten years (SSE4.2: four floats per instruction);
+/// its elementwise ops (the arithmetic operators, exp, log, sigmoid, tanh, relu and the rest
+/// of ops/elementwise) are compiled a second time for AVX2 (eight floats), and on a CPU that
+/// has AVX2 their forward and first-order backward run those loops for tensors of 32
+/// elements or more. Both compute every element with the same operations, so the values are
+/// the same bit for bit. Builds without optimisation, with sanitizers or with
+/// TAPEGRAD_NATIVE (already compiled for the CPU) have no second copy.
+bool wide_simd_available() noexcept;
+
+/// Switches the wide loops on (the default) or off, process-wide; without wide_simd_available
+/// it changes nothing.
+void set_wide_simd(bool on) noexcept;
+
+/// Whether the elementwise ops run their wide loops now.
+bool wide_simd() noexcept;
+
 /// How the recurrent layers nn::LSTM and nn::GRU run a float layer over sequences of equal
 /// length (no packed input of different lengths, no proj_size); everything else, and double
 /// always, runs the tape's fused cell ops, one per step.

@@ -21,6 +21,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -179,6 +180,77 @@ template <class S> Geometry adaptive_geometry(const char* op, const S& shape, st
 // ---------------------------------------------------------------------------------------
 // Kernels on contiguous row-major memory, `planes` planes at a time.
 
+/// Whether the windows are 2 x 2 with stride 2 and no padding, every one inside x: the
+/// common case (a CNN's downsampling), which max_forward_2x2 computes.
+inline bool max_2x2(const Geometry& g) noexcept
+{
+    const auto fits = [](const Axis& a) {
+        return !a.adaptive && a.kernel == 2 && a.stride == 2 && a.pad == 0 && 2 * a.out <= a.in;
+    };
+    return fits(g.h) && fits(g.w) && g.w.in < std::size_t(std::numeric_limits<std::int32_t>::max());
+}
+
+/// Outputs [o0, o1) of one output row of max_forward_2x2: r0 and r1 are the windows' two
+/// input rows, base the position of r0[0] in its plane. The window a b / c d (row-major
+/// order) is reduced as a tree, first within each row, then the rows: "a later element wins
+/// when it is greater or NaN" gives the same winner as the generic kernel's scan in
+/// row-major order in any tree that only ever compares an earlier contender with a later
+/// one (the winner is the last NaN if there is one, else the first maximum), and y is the
+/// winner itself, so values and positions agree bit for bit. Branch-free over contiguous
+/// outputs: the compiler vectorises it (deinterleaving the even and odd columns).
+template <bool Save, class T>
+inline void max_2x2_outputs(const T* __restrict r0, const T* __restrict r1, std::size_t W, std::int64_t base,
+                            std::size_t o0, std::size_t o1, T* __restrict y, std::int64_t* __restrict pos) noexcept
+{
+    // The window's offsets in an integer as wide as T: the selects then need no widening of
+    // the comparisons' masks (max_2x2 keeps W within int32).
+    using I = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+    const auto below = static_cast<I>(W);
+    // Not unrolled into straight-line code when the compiler sees a constant trip count:
+    // only the loop vectoriser turns the selects into masks (straight-line code branches).
+#pragma GCC unroll 1
+    for (std::size_t o = o0; o < o1; ++o) {
+        const std::size_t w = 2 * o;
+        const T a = r0[w], b = r0[w + 1], c = r1[w], d = r1[w + 1];
+        const bool tb = (b > a) | (b != b);
+        const bool td = (d > c) | (d != d);
+        const T top = tb ? b : a, bottom = td ? d : c;
+        // (bottom > top) | (bottom != bottom), written so that the compiler does not turn the
+        // NaN test into a select of c's and d's (a select of booleans, which it does not
+        // vectorise): bottom is NaN when c or d is.
+        const bool t = (bottom > top) | (c != c) | (d != d);
+        y[o] = t ? bottom : top;
+        if constexpr (Save) {
+            const I off = t ? below + I(td) : I(tb);
+            pos[o] = base + static_cast<std::int64_t>(w) + off;
+        }
+    }
+}
+
+/// max_forward for 2 x 2 windows with stride 2 and no padding (max_2x2). Each row runs
+/// max_2x2_outputs over a multiple of 4 outputs, then over the last 4, overlapping (those
+/// outputs are computed twice, to the same values): the vectorised loop does all the work,
+/// and the compiler's scalar remainder, whose branches would mispredict on real data, never
+/// runs (rows of 7 outputs, a 14 x 14 input's, are common).
+template <bool Save, class T>
+void max_forward_2x2(const Geometry& g, std::size_t planes, const T* __restrict x, T* __restrict y,
+                     std::int64_t* __restrict pos) noexcept
+{
+    constexpr std::size_t K = 4;
+    const std::size_t W = g.w.in, OW = g.w.out, OH = g.h.out, in_plane = g.in_plane();
+    const std::size_t bulk = OW < K ? OW : OW - OW % K;
+    for (std::size_t p = 0; p < planes; ++p, x += in_plane) {
+        for (std::size_t oh = 0; oh < OH; ++oh) {
+            const T* r0 = x + 2 * oh * W;
+            const auto base = static_cast<std::int64_t>(2 * oh * W);
+            max_2x2_outputs<Save>(r0, r0 + W, W, base, 0, bulk, y, pos);
+            if (bulk != OW) max_2x2_outputs<Save>(r0, r0 + W, W, base, OW - K, OW, y, pos);
+            y += OW;
+            if constexpr (Save) pos += OW;
+        }
+    }
+}
+
 /// y = the largest element of each window; NaN if the window holds one (the last NaN's
 /// position, as PyTorch's CPU kernel); on ties the first maximum in row-major window order.
 /// With Save, pos = each maximum's flat position within its plane (h * W + w).
@@ -191,6 +263,9 @@ template <bool Save, class T>
 void max_forward(const Geometry& g, std::size_t planes, const T* __restrict x, T* __restrict y,
                  std::int64_t* __restrict pos) noexcept
 {
+    // The common 2 x 2, stride 2 windows have a kernel of their own (the same results, bit
+    // for bit).
+    if (max_2x2(g)) return max_forward_2x2<Save>(g, planes, x, y, pos);
     const Axis& a = g.w;
     const std::size_t W = a.in, OW = a.out, sw = a.stride, pw = a.pad, in_plane = g.in_plane();
     for (std::size_t p = 0; p < planes; ++p, x += in_plane) {

@@ -173,6 +173,29 @@ template <class T, class K> void with_kind(Kind kind, const T* p, K&& k)
     }
 }
 
+/// A plan's kernel arguments (Plan::args): plain data, so that a kernel compiled apart (the
+/// wide SIMD copy of the elementwise ops) can be handed them.
+template <class T> struct Args {
+    /// Output elements.
+    std::size_t n;
+    /// Output elements per repeat of a suffix input (1 when there is none).
+    std::size_t m;
+    /// How a and b are read.
+    Kind ka, kb;
+    /// The data of a and b (full-size copies in the general case).
+    const T* a;
+    /// See a.
+    const T* b;
+};
+
+/// dst (=|+=) f(pre..., a, b) over the output, each `pre` output-sized.
+template <class T, class F, class... Pre> void eval(const Args<T>& p, bool add, T* dst, F f, Pre... pre)
+{
+    with_kind(p.ka, p.a, [&](auto wa) {
+        with_kind(p.kb, p.b, [&](auto wb) { run(add, p.n, p.m, dst, f, Full<T>{pre}..., wa, wb); });
+    });
+}
+
 /// How two inputs of a binary op map onto their broadcast output: the shape, each input's
 /// kind, the row length, and materialised copies of inputs in the general case.
 template <class T> struct Plan {
@@ -230,10 +253,11 @@ template <class T> struct Plan {
     /// array (e.g. the upstream gradient and the output).
     template <class F, class... Pre> void eval(bool add, T* dst, F f, Pre... pre) const
     {
-        with_kind(ka, a, [&](auto wa) {
-            with_kind(kb, b, [&](auto wb) { run(add, n, m, dst, f, Full<T>{pre}..., wa, wb); });
-        });
+        broadcast::eval(args(), add, dst, f, pre...);
     }
+
+    /// What a kernel needs of the plan: the element counts, the kinds and the data.
+    Args<T> args() const noexcept { return Args<T>{n, m, ka, kb, a, b}; }
 
 private:
     void materialise_a(const xt::xarray<T>& xa)

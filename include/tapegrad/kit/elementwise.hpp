@@ -18,6 +18,7 @@
 
 #include <cmath>
 #include <type_traits>
+#include <typeinfo>
 
 #include <xsimd/xsimd.hpp>
 #include <xtensor/xarray.hpp>
@@ -27,6 +28,7 @@
 
 #include "tapegrad/kit/broadcast.hpp"
 #include "tapegrad/kit/kernels.hpp"
+#include "tapegrad/kit/simd.hpp"
 #include "tapegrad/op.hpp"
 #include "tapegrad/ops.hpp"
 
@@ -352,6 +354,122 @@ template <class T> inline Var<T> where(const xt::xarray<bool>& c, ::tg::detail::
 
 namespace tg::elementwise {
 
+namespace simd_detail {
+
+// The key under which a rule's wide loops are enrolled and found: its type's name. The wide
+// copy spells the library's namespaces with a suffix, which the registry takes out again.
+template <class Derived> inline const char* type_key() noexcept
+{
+#if defined(__GXX_RTTI)
+    return typeid(Derived).name();
+#else
+    return nullptr;
+#endif
+}
+
+// Rules whose wide loops can be called with the baseline's object: plain data of the same
+// layout in both copies.
+template <class Derived>
+constexpr bool dispatchable = std::is_trivially_copyable<Derived>::value&& std::is_standard_layout<Derived>::value;
+
+#if defined(TAPEGRAD_SIMD_VARIANT)
+// The wide copy: the raw loops of a rule, enrolled when the program starts.
+
+// Whether a rule is made for values of type T: a rule template for one value type
+// (AddScalarFirst<float>) only for that type, any other rule for both.
+template <class Derived, class T> struct for_type : std::true_type {};
+template <template <class> class Rule, class U, class T>
+struct for_type<Rule<U>, T> : std::bool_constant<!std::is_floating_point<U>::value || std::is_same<U, T>::value> {};
+
+template <class Derived, class T, class Fns> void enroll_one(int arity, const Fns& fns) noexcept
+{
+    if constexpr (dispatchable<Derived> && for_type<Derived, T>::value) {
+        tapegrad_simd_enroll(Derived::name, type_key<Derived>(), simd::dtype<T>, arity, &fns);
+    }
+}
+template <class Derived> const Derived& rule(const void* op) noexcept
+{
+    return *static_cast<const Derived*>(op);
+}
+template <class Derived> struct WideUnary {
+    template <class T> static void forward(const void* op, std::size_t n, T* y, const T* x) noexcept
+    {
+        kernel::map<false>(
+            n, y, [&d = rule<Derived>(op)](auto v) { return d.f(v); }, x);
+    }
+    template <class T>
+    static void backward(const void* op, bool add, std::size_t n, T* dst, const T* g, const T* x, const T* y) noexcept
+    {
+        kernel::map_to(
+            add, n, dst, [&d = rule<Derived>(op)](auto gv, auto xv, auto yv) { return d.df(gv, xv, yv); }, g, x, y);
+    }
+    template <class T> static constexpr simd::UnaryFns<T> fns{&forward<T>, &backward<T>};
+    static bool enroll() noexcept
+    {
+        if constexpr (for_type<Derived, float>::value) enroll_one<Derived, float>(1, fns<float>);
+        if constexpr (for_type<Derived, double>::value) enroll_one<Derived, double>(1, fns<double>);
+        return true;
+    }
+};
+template <class Derived> struct WideBinary {
+    template <class T> static const broadcast::Args<T>& plan(const void* args) noexcept
+    {
+        return *static_cast<const broadcast::Args<T>*>(args);
+    }
+    template <class T> static void forward(const void* op, const void* args, bool add, T* dst) noexcept
+    {
+        broadcast::eval(plan<T>(args), add, dst, [&d = rule<Derived>(op)](auto a, auto b) { return d.f(a, b); });
+    }
+    template <class T>
+    static void da(const void* op, const void* args, bool add, T* dst, const T* g, const T* y) noexcept
+    {
+        broadcast::eval(
+            plan<T>(args), add, dst,
+            [&d = rule<Derived>(op)](auto gv, auto yv, auto a, auto b) { return d.da(gv, a, b, yv); }, g, y);
+    }
+    template <class T>
+    static void db(const void* op, const void* args, bool add, T* dst, const T* g, const T* y) noexcept
+    {
+        broadcast::eval(
+            plan<T>(args), add, dst,
+            [&d = rule<Derived>(op)](auto gv, auto yv, auto a, auto b) { return d.db(gv, a, b, yv); }, g, y);
+    }
+    template <class T> static constexpr simd::BinaryFns<T> fns{&forward<T>, &da<T>, &db<T>};
+    static bool enroll() noexcept
+    {
+        if constexpr (for_type<Derived, float>::value) enroll_one<Derived, float>(2, fns<float>);
+        if constexpr (for_type<Derived, double>::value) enroll_one<Derived, double>(2, fns<double>);
+        return true;
+    }
+};
+// Names a static member in a template argument, which makes the compiler instantiate (and
+// so initialise) it along with the class that names it.
+template <const bool*> struct Touch {};
+#endif
+
+// The baseline: the wide loops of a rule for T, looked up once, or null.
+template <class Fns, class Derived, class T> const Fns* wide(int arity, std::size_t n) noexcept
+{
+#if defined(TAPEGRAD_SIMD_VARIANT)
+    (void)arity;
+    (void)n;
+    return nullptr;
+#else
+    if constexpr (!dispatchable<Derived>) {
+        (void)arity;
+        (void)n;
+        return nullptr;
+    } else {
+        if (n < simd::min_elements) return nullptr;
+        static const void* const fns = simd::find(Derived::name, type_key<Derived>(), simd::dtype<T>, arity);
+        if (fns == nullptr || !simd::wide_on.load(std::memory_order_relaxed)) return nullptr;
+        return static_cast<const Fns*>(fns);
+    }
+#endif
+}
+
+}  // namespace simd_detail
+
 /// A unary elementwise op y = f(x), grad_x = df(grad_out, x, y). Derived gives
 /// `template <class V> V f(const V& x) const` and
 /// `template <class V> V df(const V& grad_out, const V& x, const V& y) const`.
@@ -361,6 +479,10 @@ template <class Derived> struct Unary {
     {
         const auto& x = c.input(0);
         auto& y = c.output(x.shape());
+        if (const auto* w = simd_detail::wide<simd::UnaryFns<T>, Derived, T>(1, x.size())) {
+            w->forward(&self(), x.size(), y.data(), x.data());
+            return;
+        }
         kernel::map<false>(
             x.size(), y.data(), [d = self()](auto v) { return d.f(v); }, x.data());
     }
@@ -370,7 +492,12 @@ template <class Derived> struct Unary {
         const auto& x = c.input(0);
         const T* g = c.grad_out().data();
         const T* y = c.output().data();
+        const auto* w = simd_detail::wide<simd::UnaryFns<T>, Derived, T>(1, x.size());
         c.add_grad(0, x.shape(), [&](T* dst, bool add) {
+            if (w != nullptr) {
+                w->backward(&self(), add, x.size(), dst, g, x.data(), y);
+                return;
+            }
             kernel::map_to(
                 add, x.size(), dst, [d = self()](auto gv, auto xv, auto yv) { return d.df(gv, xv, yv); }, g, x.data(),
                 y);
@@ -384,6 +511,10 @@ template <class Derived> struct Unary {
 
 private:
     const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
+#if defined(TAPEGRAD_SIMD_VARIANT)
+    static inline const bool enrolled_ = simd_detail::WideUnary<Derived>::enroll();
+    using touch_ = simd_detail::Touch<&enrolled_>;
+#endif
 };
 
 /// A broadcasting binary elementwise op y = f(a, b), grad_a = da(grad_out, a, b, y),
@@ -394,6 +525,11 @@ template <class Derived> struct Binary {
     {
         const broadcast::Plan<T> p(c.name(), c.input(0), c.input(1));
         auto& y = c.output(p.shape);
+        if (const auto* w = simd_detail::wide<simd::BinaryFns<T>, Derived, T>(2, p.n)) {
+            const broadcast::Args<T> args = p.args();
+            w->forward(&self(), &args, false, y.data());
+            return;
+        }
         p.eval(false, y.data(), [d = self()](auto a, auto b) { return d.f(a, b); });
     }
     /// The fused first-order backward: da and db on SIMD batches, each reduced to its input's shape.
@@ -402,11 +538,21 @@ template <class Derived> struct Binary {
         const broadcast::Plan<T> p(c.name(), c.input(0), c.input(1));
         const T* g = c.grad_out().data();
         const T* y = c.output().data();
+        const auto* w = simd_detail::wide<simd::BinaryFns<T>, Derived, T>(2, p.n);
+        const broadcast::Args<T> args = p.args();
         c.add_grad(0, p.shape, [&](T* dst, bool add) {
+            if (w != nullptr) {
+                w->da(&self(), &args, add, dst, g, y);
+                return;
+            }
             p.eval(
                 add, dst, [d = self()](auto gv, auto yv, auto a, auto b) { return d.da(gv, a, b, yv); }, g, y);
         });
         c.add_grad(1, p.shape, [&](T* dst, bool add) {
+            if (w != nullptr) {
+                w->db(&self(), &args, add, dst, g, y);
+                return;
+            }
             p.eval(
                 add, dst, [d = self()](auto gv, auto yv, auto a, auto b) { return d.db(gv, a, b, yv); }, g, y);
         });
@@ -421,6 +567,10 @@ template <class Derived> struct Binary {
 
 private:
     const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
+#if defined(TAPEGRAD_SIMD_VARIANT)
+    static inline const bool enrolled_ = simd_detail::WideBinary<Derived>::enroll();
+    using touch_ = simd_detail::Touch<&enrolled_>;
+#endif
 };
 
 }  // namespace tg::elementwise

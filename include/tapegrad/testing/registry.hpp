@@ -180,7 +180,17 @@ bool register_op_at_start(OpInfo info);
 /// instantiated: the op then has no samples, and its file compiles about a third faster.
 // The engine and NAME are declarator names in these macros, where parentheses cannot go.
 // NOLINTBEGIN(bugprone-macro-parentheses)
-#ifdef TAPEGRAD_NO_OP_SAMPLES
+#if defined(TAPEGRAD_SIMD_VARIANT)
+// The wide SIMD copy of an op file (kit/simd.hpp): no registration, which the library's own
+// copy of the file holds; both bodies become templates that are never instantiated.
+#define TAPEGRAD_OP_SAMPLES(RNG)                                                                                       \
+    template <class Engine>                                                                                            \
+    [[maybe_unused]] static std::vector<::tg::OpSample> TAPEGRAD_OP_CAT(tapegrad_op_samples_,                          \
+                                                                        TAPEGRAD_OP_ID)(Engine & RNG)
+#define TAPEGRAD_OP_ERROR_INPUTS()                                                                                     \
+    template <class Unused = void>                                                                                     \
+    [[maybe_unused]] static std::vector<::tg::ErrorInput> TAPEGRAD_OP_CAT(tapegrad_op_error_inputs_, TAPEGRAD_OP_ID)()
+#elif defined(TAPEGRAD_NO_OP_SAMPLES)
 #define TAPEGRAD_OP_SAMPLES(RNG)                                                                                       \
     ::tg::OpInfo TAPEGRAD_OP_CAT(tapegrad_op_info_, TAPEGRAD_OP_ID)()                                                  \
     {                                                                                                                  \
