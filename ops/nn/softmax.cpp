@@ -16,9 +16,31 @@ template <class T> Var<T> softmax(const Var<T>& x, std::ptrdiff_t axis);
 
 namespace {
 
+// The loops of a contiguous row (the last axis), as the wide SIMD copy (kit/simd.hpp)
+// enrolls them: forward returns false for a row the plain path must take.
+template <class T> struct SoftmaxRows {
+    bool (*forward)(std::size_t n, const T* x, T* y) noexcept;
+    void (*backward)(bool add, std::size_t n, T* dst, const T* g, const T* y) noexcept;
+};
+
 struct Softmax {
     static constexpr const char* name = TAPEGRAD_OP_NAME;
     std::ptrdiff_t axis;
+
+    // The wide copy's row loops for rows of n elements, or null. Rows shorter than the wide
+    // copy's vector keep the baseline's loops, which vectorise them.
+    template <class T> static const SoftmaxRows<T>* wide(std::size_t n) noexcept
+    {
+#if defined(TAPEGRAD_SIMD_VARIANT)
+        (void)n;
+        return nullptr;
+#else
+        if (n < simd::min_elements) return nullptr;
+        static const void* const fns = simd::find(name, "rows", simd::dtype<T>, 3);
+        if (fns == nullptr || !simd::wide_on.load(std::memory_order_relaxed)) return nullptr;
+        return static_cast<const SoftmaxRows<T>*>(fns);
+#endif
+    }
 
     template <class T> void forward(OpContext<T>& c) const
     {
@@ -27,8 +49,12 @@ struct Softmax {
         const T* px = x.data();
         T* py = c.output(x.shape()).data();
         if (x.size() == 0) return;  // nothing to compute, and no pointer to offset into
+        const SoftmaxRows<T>* w = wide<T>(r.len);
         axis::for_slices(r, [&](std::size_t off, std::size_t st) {
-            if (st == 1 && contiguous_row(r.len, px + off, py + off)) return;
+            if (st == 1 &&
+                (w != nullptr ? w->forward(r.len, px + off, py + off) : contiguous_row(r.len, px + off, py + off))) {
+                return;
+            }
             const T lse = axis::slice_logsumexp(r.len, px + off, st);
             for (std::size_t l = 0; l < r.len; ++l) py[off + l * st] = std::exp(px[off + l * st] - lse);
         });
@@ -39,17 +65,15 @@ struct Softmax {
         const axis::Split r = axis::split(name, x.shape(), axis);
         const T* py = c.output().data();
         const T* g = c.grad_out().data();
+        const SoftmaxRows<T>* w = wide<T>(r.len);
         c.add_grad(0, x.shape(), [&](T* dst, bool add) {
             if (x.size() == 0) return;
             axis::for_slices(r, [&](std::size_t off, std::size_t st) {
                 if (st == 1) {  // the last axis: vectorised
-                    const T dot = row_dot(r.len, g + off, py + off);
-                    const kernel::Bcast<T> d{dot};
-                    auto rule = [](auto gv, auto yv, auto dv) { return yv * (gv - dv); };
-                    if (add) {
-                        kernel::map<true>(r.len, dst + off, rule, g + off, py + off, d);
+                    if (w != nullptr) {
+                        w->backward(add, r.len, dst + off, g + off, py + off);
                     } else {
-                        kernel::map<false>(r.len, dst + off, rule, g + off, py + off, d);
+                        backward_row(add, r.len, dst + off, g + off, py + off);
                     }
                     return;
                 }
@@ -99,6 +123,22 @@ struct Softmax {
         return true;
     }
 
+    // dst (=|+=) y * (g - sum(g * y)) over a contiguous row.
+    template <class T> static void backward_row(bool add, std::size_t n, T* dst, const T* g, const T* y) noexcept
+    {
+        const kernel::Bcast<T> d{row_dot(n, g, y)};
+        auto rule = [](auto gv, auto yv, auto dv) { return yv * (gv - dv); };
+        if (add) {
+            kernel::map<true>(n, dst, rule, g, y, d);
+        } else {
+            kernel::map<false>(n, dst, rule, g, y, d);
+        }
+    }
+    template <class T> static bool forward_row(std::size_t n, const T* x, T* y) noexcept
+    {
+        return contiguous_row(n, x, y);
+    }
+
     // sum(a * b) over n contiguous values.
     template <class T> static T row_dot(std::size_t n, const T* a, const T* b)
     {
@@ -122,6 +162,16 @@ struct Softmax {
         v.add_grad(0, y * (g - sum(g * y, {axis}, true)));
     }
 };
+
+#if defined(TAPEGRAD_SIMD_VARIANT)
+// The wide copy: the row loops, enrolled when the program starts.
+template <class T> constexpr SoftmaxRows<T> softmax_rows{&Softmax::forward_row<T>, &Softmax::backward_row<T>};
+[[maybe_unused]] const bool softmax_rows_enrolled = [] {
+    tapegrad_simd_enroll(Softmax::name, "rows", simd::dtype<float>, 3, &softmax_rows<float>);
+    tapegrad_simd_enroll(Softmax::name, "rows", simd::dtype<double>, 3, &softmax_rows<double>);
+    return true;
+}();
+#endif
 
 }  // namespace
 

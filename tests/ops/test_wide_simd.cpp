@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -221,4 +222,64 @@ TEST_CASE("wide SIMD copy: the same values and gradients as the baseline loops, 
             CHECK(tg::simd::found(c.op));
         }
     }
+}
+
+TEST_CASE("wide SIMD copy: softmax over the last axis agrees with the baseline to the rounding of its row sums",
+          "[simd]")
+{
+    // A row's sum of exponentials is added in a different order at the two widths; for n
+    // positive terms two orders differ by at most 2 (n - 1) eps of the sum, and y = e / sum
+    // and the backward's y * (g - sum(g * y)) add a rounding each. The bound below is that,
+    // relative to each value's magnitude (and to the row's largest for the backward, whose
+    // differences can cancel).
+    const auto wv_at = [](std::size_t i) { return 0.25f + float(i % 5) * 0.5f; };
+    for (const std::size_t n : {8, 31, 32, 33, 64, 257}) {
+        const auto run = [n, wv_at](bool wide) {
+            tg::set_wide_simd(wide);
+            tg::Var<float> x = parameter<float>({6, n}, 7);
+            const tg::Var<float> y = tg::softmax(x, -1);
+            xt::xarray<float> wv = xt::xarray<float>::from_shape({6, n});
+            for (std::size_t i = 0; i < wv.size(); ++i) wv.data()[i] = wv_at(i);
+            tg::Var<float> loss = tg::sum(y * tg::constant(wv));
+            loss.backward();
+            tg::set_wide_simd(true);
+            return std::pair<xt::xarray<float>, xt::xarray<float>>(y.value(), x.grad());
+        };
+        const auto [yw, gw] = run(true);
+        const auto [yb, gb] = run(false);
+        const double eps = std::numeric_limits<float>::epsilon();
+        const double bound = (2.0 * double(n) + 4.0) * eps;
+        REQUIRE(yw.size() == yb.size());
+        for (std::size_t i = 0; i < yw.size(); ++i) {
+            const double a = yw.data()[i], b = yb.data()[i];
+            if (std::isnan(a) || std::isnan(b)) {
+                CHECK(std::isnan(a) == std::isnan(b));
+                continue;
+            }
+            INFO("n " << n << " element " << i << ": " << a << " against " << b);
+            CHECK(std::abs(a - b) <= bound * std::abs(b));
+        }
+        // grad_j = y_j (g_j - d) with d = sum(g * y): a change of the forward's y by `bound`
+        // relative and of d by `bound` times sum(|g y|) moves grad_j by at most
+        // bound (|y_j| (|g_j| + |d| + sum|g y|) + |grad_j|).
+        for (std::size_t row = 0; row < 6; ++row) {
+            double d = 0, dabs = 0;
+            for (std::size_t j = 0; j < n; ++j) {
+                const double g = wv_at(row * n + j), y = yb.data()[row * n + j];
+                d += g * y;
+                dabs += std::abs(g * y);
+            }
+            for (std::size_t j = 0; j < n; ++j) {
+                const double a = gw.data()[row * n + j], b = gb.data()[row * n + j];
+                if (std::isnan(a) || std::isnan(b)) {
+                    CHECK(std::isnan(a) == std::isnan(b));
+                    continue;
+                }
+                const double y = std::abs(yb.data()[row * n + j]), g = std::abs(wv_at(row * n + j));
+                INFO("n " << n << " gradient " << row << ", " << j << ": " << a << " against " << b);
+                CHECK(std::abs(a - b) <= 2 * bound * (y * (g + std::abs(d) + dabs) + std::abs(b)));
+            }
+        }
+    }
+    if (tg::wide_simd_available()) CHECK(tg::simd::found("softmax"));
 }
