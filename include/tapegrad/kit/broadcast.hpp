@@ -180,8 +180,10 @@ template <class T> struct Args {
     std::size_t n;
     /// Output elements per repeat of a suffix input (1 when there is none).
     std::size_t m;
-    /// How a and b are read.
-    Kind ka, kb;
+    /// How a is read.
+    Kind ka;
+    /// How b is read.
+    Kind kb;
     /// The data of a and b (full-size copies in the general case).
     const T* a;
     /// See a.

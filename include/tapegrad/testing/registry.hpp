@@ -182,26 +182,17 @@ bool register_op_at_start(OpInfo info);
 // NOLINTBEGIN(bugprone-macro-parentheses)
 #if defined(TAPEGRAD_SIMD_VARIANT)
 // The wide SIMD copy of an op file (kit/simd.hpp): no registration, which the library's own
-// copy of the file holds; both bodies become templates that are never instantiated.
-#define TAPEGRAD_OP_SAMPLES(RNG)                                                                                       \
-    template <class Engine>                                                                                            \
-    [[maybe_unused]] static std::vector<::tg::OpSample> TAPEGRAD_OP_CAT(tapegrad_op_samples_,                          \
-                                                                        TAPEGRAD_OP_ID)(Engine & RNG)
-#define TAPEGRAD_OP_ERROR_INPUTS()                                                                                     \
-    template <class Unused = void>                                                                                     \
-    [[maybe_unused]] static std::vector<::tg::ErrorInput> TAPEGRAD_OP_CAT(tapegrad_op_error_inputs_, TAPEGRAD_OP_ID)()
+// copy of the file holds.
+#define TAPEGRAD_OP_SAMPLES(RNG) TAPEGRAD_DETAIL_UNUSED_SAMPLES(RNG)
+#define TAPEGRAD_OP_ERROR_INPUTS() TAPEGRAD_DETAIL_UNUSED_ERROR_INPUTS()
 #elif defined(TAPEGRAD_NO_OP_SAMPLES)
 #define TAPEGRAD_OP_SAMPLES(RNG)                                                                                       \
     ::tg::OpInfo TAPEGRAD_OP_CAT(tapegrad_op_info_, TAPEGRAD_OP_ID)()                                                  \
     {                                                                                                                  \
         return ::tg::OpInfo{TAPEGRAD_OP_NAME, [](std::mt19937_64&) { return std::vector<::tg::OpSample>{}; }, {}};     \
     }                                                                                                                  \
-    template <class Engine>                                                                                            \
-    [[maybe_unused]] static std::vector<::tg::OpSample> TAPEGRAD_OP_CAT(tapegrad_op_samples_,                          \
-                                                                        TAPEGRAD_OP_ID)(Engine & RNG)
-#define TAPEGRAD_OP_ERROR_INPUTS()                                                                                     \
-    template <class Unused = void>                                                                                     \
-    [[maybe_unused]] static std::vector<::tg::ErrorInput> TAPEGRAD_OP_CAT(tapegrad_op_error_inputs_, TAPEGRAD_OP_ID)()
+    TAPEGRAD_DETAIL_UNUSED_SAMPLES(RNG)
+#define TAPEGRAD_OP_ERROR_INPUTS() TAPEGRAD_DETAIL_UNUSED_ERROR_INPUTS()
 #else
 #define TAPEGRAD_OP_SAMPLES(RNG)                                                                                       \
     static std::vector<::tg::OpSample> TAPEGRAD_OP_CAT(tapegrad_op_samples_, TAPEGRAD_OP_ID)(std::mt19937_64 & RNG);   \
@@ -215,6 +206,16 @@ bool register_op_at_start(OpInfo info);
 #define TAPEGRAD_OP_ERROR_INPUTS()                                                                                     \
     static std::vector<::tg::ErrorInput> TAPEGRAD_OP_CAT(tapegrad_op_error_inputs_, TAPEGRAD_OP_ID)()
 #endif
+/// The sample generator's body as a function template that is never instantiated (the builds
+/// without samples).
+#define TAPEGRAD_DETAIL_UNUSED_SAMPLES(RNG)                                                                            \
+    template <class Engine>                                                                                            \
+    [[maybe_unused]] static std::vector<::tg::OpSample> TAPEGRAD_OP_CAT(tapegrad_op_samples_,                          \
+                                                                        TAPEGRAD_OP_ID)(Engine & RNG)
+/// The error-input generator's body as a function template that is never instantiated.
+#define TAPEGRAD_DETAIL_UNUSED_ERROR_INPUTS()                                                                          \
+    template <class Unused = void>                                                                                     \
+    [[maybe_unused]] static std::vector<::tg::ErrorInput> TAPEGRAD_OP_CAT(tapegrad_op_error_inputs_, TAPEGRAD_OP_ID)()
 
 /// In a user's source file, at namespace scope: registers the op NAME (an identifier, which
 /// is also the registered name) when the program starts, with the body that follows as its
